@@ -225,7 +225,7 @@ static int check_shape(const g4_plan *p, const g4_run_shape *s) {
 
 /* Per-thread attention tiles, forward or backward (whichever is larger), fp32. */
 static int64_t attn_tile_floats(int64_t D) {
-    int64_t B = G4_ATTN_TILE;
+    int64_t B = G4_MEM_ATTN_TILE;
     int64_t fwd = B * D + 2 * B * D + B * B + B * D + 2 * B; /* q, k, v, s, o acc, m, l */
     int64_t bwd = 3 * B * D + 4 * B * D + 2 * B * B + 2 * B; /* q dO dQ, k v dK dV, p dS, lse D */
     return fwd > bwd ? fwd : bwd;
@@ -261,7 +261,7 @@ int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s
     m->grads = 4 * m->trainable;
     m->optim = s->optim == G4_OPTIM_ADAMW
                    ? 8 * m->trainable
-                   : 2 * m->trainable + 2 * 4 * cdiv(m->trainable, G4_OPTIM_8BIT_BLOCK);
+                   : 2 * m->trainable + 2 * 4 * cdiv(m->trainable, G4_MEM_OPTIM_8BIT_BLOCK);
 
     /* Activations. */
     g4_saved v[G4_SAVED_MAX];
@@ -280,10 +280,10 @@ int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s
     int64_t N = s->micro_batch * s->seq_len, T = s->threads;
     m->scratch_attn = 4 * T * attn_tile_floats(p->max_head_dim);
     m->scratch_loss = 4 * T *
-                      ((int64_t)G4_LOSS_TOKENS * G4_LOSS_VOCAB_TILE /* logits tile */
-                       + (int64_t)G4_LOSS_TOKENS * p->H             /* d x_final partial */
-                       + 4 * G4_LOSS_TOKENS);                       /* max, sum, target, label */
-    m->scratch_gemm = full ? 0 : 4 * T * G4_GEMM_SLAB_ROWS * max_in;
+                      ((int64_t)G4_MEM_LOSS_TOKENS * G4_MEM_LOSS_VOCAB_TILE /* logits tile */
+                       + (int64_t)G4_MEM_LOSS_TOKENS * p->H                 /* d x_final partial */
+                       + 4 * G4_MEM_LOSS_TOKENS); /* max, sum, target, label */
+    m->scratch_gemm = full ? 0 : 4 * T * G4_MEM_GEMM_SLAB_ROWS * max_in;
     m->scratch_grad = 2 * 4 * N * p->H /* d residual: the current and the next */
                       + full_max;      /* gradients of one layer's kept tensors */
     for (int l = 0; l < p->L; l++) {

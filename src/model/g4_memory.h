@@ -55,11 +55,11 @@ unsigned g4_target_bit(g4_linear k);
 
 /* Tiles the plan assumes of the kernels (change them together with the kernels). */
 enum {
-    G4_ATTN_TILE = 64,         /* attention: query and key tile rows */
-    G4_LOSS_TOKENS = 256,      /* fused loss: tokens per chunk */
-    G4_LOSS_VOCAB_TILE = 4096, /* fused loss: vocabulary entries per tile */
-    G4_GEMM_SLAB_ROWS = 64,    /* rows of a frozen weight widened to fp32 at a time */
-    G4_OPTIM_8BIT_BLOCK = 256, /* 8-bit AdamW: elements per fp32 scale */
+    G4_MEM_ATTN_TILE = 64,         /* attention: query and key tile rows */
+    G4_MEM_LOSS_TOKENS = 256,      /* fused loss: tokens per chunk */
+    G4_MEM_LOSS_VOCAB_TILE = 4096, /* fused loss: vocabulary entries per tile */
+    G4_MEM_GEMM_SLAB_ROWS = 64,    /* rows of a frozen weight widened to fp32 at a time */
+    G4_MEM_OPTIM_8BIT_BLOCK = 256, /* 8-bit AdamW: elements per fp32 scale */
 };
 
 typedef struct g4_run_shape {
