@@ -77,7 +77,7 @@ int cfg_apply_override(eft_config *c, const char *key, const char *value) {
         text.plain = true; /* empty: null, the default */
     } else if (!as_text) {
         char *where = eft_asprintf("command line: %s", flag);
-        int rc = ydoc_parse(&d, value, strlen(value), where);
+        int rc = ydoc_parse_value(&d, value, strlen(value), where);
         eft_free(where);
         if (rc) {
             eft_free(flag);

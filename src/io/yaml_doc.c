@@ -15,6 +15,8 @@
 #include <yaml.h>
 
 #define YDOC_MAX_DEPTH 128
+/* Aliases are expanded into copies; this bounds what a file of a few lines can expand to. */
+#define YDOC_MAX_NODES 1000000
 
 /* ---- nodes ---- */
 
@@ -26,9 +28,11 @@ static ydoc_node *node_new(ydoc_kind kind, yaml_mark_t m) {
     return n;
 }
 
+static int item_count(const ydoc_node *n);
+
 static void node_free(ydoc_node *n) {
     if (!n) return;
-    for (int i = 0; i < (n->kind == YDOC_MAP ? 2 * n->n : n->n); i++) node_free(n->items[i]);
+    for (int i = 0; i < item_count(n); i++) node_free(n->items[i]);
     eft_free(n->items);
     eft_free(n->text);
     eft_free(n->tag);
@@ -94,7 +98,15 @@ typedef struct builder {
     int ndocs;
     anchor *anchors;
     int nanchors;
+    long nodes; /* nodes in the tree so far, copies included */
 } builder;
+
+/* Nodes in the tree under n, counting no further than `stop`. */
+static long count_nodes(const ydoc_node *n, long stop) {
+    long c = 1;
+    for (int i = 0; i < item_count(n) && c <= stop; i++) c += count_nodes(n->items[i], stop - c);
+    return c;
+}
 
 static int fail_at(const builder *b, int line, int col, const char *what) {
     return eft_fail("%s:%d:%d: %s", b->name, line, col, what);
@@ -157,8 +169,9 @@ static int add_node(builder *b, ydoc_node *n, const yaml_char_t *anchor_name) {
     }
     if (b->depth == 0) {
         if (b->root) {
+            int line = n->line, col = n->col;
             node_free(n);
-            return fail_at(b, n->line, n->col, "more than one value at the top of the document");
+            return fail_at(b, line, col, "more than one value at the top of the document");
         }
         b->root = n;
         return 0;
@@ -169,8 +182,9 @@ static int add_node(builder *b, ydoc_node *n, const yaml_char_t *anchor_name) {
 
 static int open_container(builder *b, ydoc_node *n, const yaml_char_t *anchor_name) {
     if (b->depth == YDOC_MAX_DEPTH) {
+        int line = n->line, col = n->col;
         node_free(n);
-        return fail_at(b, n->line, n->col, "nested too deeply (more than 128 levels)");
+        return fail_at(b, line, col, "nested too deeply (more than 128 levels)");
     }
     if (add_node(b, n, anchor_name)) return -1;
     b->stack[b->depth++] = n;
@@ -192,6 +206,10 @@ static int on_alias(builder *b, const yaml_event_t *ev) {
     for (int i = 0; i < b->depth; i++)
         if (b->stack[i] == target)
             return fail_at(b, line, col, "an alias inside the value it refers to (recursive)");
+    long size = count_nodes(target, YDOC_MAX_NODES);
+    if (b->nodes + size > YDOC_MAX_NODES)
+        return fail_at(b, line, col, "aliases expand to more than a million values");
+    b->nodes += size;
     return add_node(b, node_copy(target), NULL);
 }
 
@@ -203,6 +221,7 @@ static int on_event(builder *b, const yaml_event_t *ev) {
                            "a second YAML document (---); a config is one document");
         return 0;
     case YAML_SCALAR_EVENT: {
+        b->nodes++;
         ydoc_node *n = node_new(YDOC_SCALAR, ev->start_mark);
         n->text = eft_strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
         n->len = ev->data.scalar.length;
@@ -211,9 +230,11 @@ static int on_event(builder *b, const yaml_event_t *ev) {
         return add_node(b, n, ev->data.scalar.anchor);
     }
     case YAML_SEQUENCE_START_EVENT:
+        b->nodes++;
         return open_container(b, node_new(YDOC_SEQ, ev->start_mark),
                               ev->data.sequence_start.anchor);
     case YAML_MAPPING_START_EVENT:
+        b->nodes++;
         return open_container(b, node_new(YDOC_MAP, ev->start_mark), ev->data.mapping_start.anchor);
     case YAML_SEQUENCE_END_EVENT:
         b->depth--;
@@ -227,7 +248,8 @@ static int on_event(builder *b, const yaml_event_t *ev) {
     }
 }
 
-int ydoc_parse(ydoc *d, const char *text, size_t n, const char *name) {
+/* value: the text is one value from the command line, not a file: errors name no line. */
+static int parse(ydoc *d, const char *text, size_t n, const char *name, bool value) {
     d->root = NULL;
     builder b = {.name = name};
     yaml_parser_t p;
@@ -238,6 +260,13 @@ int ydoc_parse(ydoc *d, const char *text, size_t n, const char *name) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
             yaml_mark_t m = p.problem_mark;
+            if (value) {
+                rc =
+                    eft_fail("%s: cannot read \"%.*s\" as a YAML value: %s. Quote it, e.g. "
+                             "'[a, b]' for a list.",
+                             name, (int)(n > 80 ? 80 : n), text, p.problem ? p.problem : "invalid");
+                break;
+            }
             rc = eft_fail("%s:%d:%d: YAML syntax error: %s%s%s. Fix the line (an unquoted "
                           "value with \": \" or a tab in the indentation are common causes).",
                           name, (int)m.line + 1, (int)m.column + 1,
@@ -258,6 +287,14 @@ int ydoc_parse(ydoc *d, const char *text, size_t n, const char *name) {
     }
     d->root = b.root;
     return 0;
+}
+
+int ydoc_parse(ydoc *d, const char *text, size_t n, const char *name) {
+    return parse(d, text, n, name, false);
+}
+
+int ydoc_parse_value(ydoc *d, const char *text, size_t n, const char *name) {
+    return parse(d, text, n, name, true);
 }
 
 int ydoc_parse_file(ydoc *d, const char *path) {
@@ -397,6 +434,21 @@ ydoc_type ydoc_resolve(const ydoc_node *s, bool *b, int64_t *i, double *f) {
             *b = strchr("yYtT", t[0]) || !strcmp(t, "on") || !strcmp(t, "On") || !strcmp(t, "ON");
         return YDOC_BOOL;
     }
+    if (tagged(s, "float")) { /* !!float 3, !!float 1e3: PyYAML constructs float(text) */
+        int64_t v;
+        double x;
+        if (matches(&re_int, t) && resolve_int(t, &v)) {
+            x = (double)v;
+        } else if (matches(&re_float, t)) {
+            x = resolve_float(t);
+        } else {
+            char *end;
+            x = strtod(t, &end);
+            if (end == t || *end) return YDOC_STR;
+        }
+        if (f) *f = x;
+        return YDOC_FLOAT;
+    }
     if ((!s->tag || tagged(s, "int")) && matches(&re_int, t)) {
         int64_t v;
         if (resolve_int(t, &v)) {
@@ -406,7 +458,7 @@ ydoc_type ydoc_resolve(const ydoc_node *s, bool *b, int64_t *i, double *f) {
         if (f) *f = resolve_float(t);
         return YDOC_FLOAT;
     }
-    if ((!s->tag || tagged(s, "float") || tagged(s, "int")) && matches(&re_float, t)) {
+    if (!s->tag && matches(&re_float, t)) {
         if (f) *f = resolve_float(t);
         return YDOC_FLOAT;
     }

@@ -44,6 +44,9 @@ typedef struct ydoc {
 /* Parses text[0..n). `name` is used in error messages ("config.yaml:3:7: ..."). On failure the
  * error is recorded and d->root is NULL. An empty document is not a failure here (root NULL). */
 int ydoc_parse(ydoc *d, const char *text, size_t n, const char *name);
+/* The same for one value given on the command line: a syntax error reads
+ * "<name>: cannot read "<text>" as a YAML value: <problem>." */
+int ydoc_parse_value(ydoc *d, const char *text, size_t n, const char *name);
 /* Reads and parses a file; a missing file is an error naming the path. */
 int ydoc_parse_file(ydoc *d, const char *path);
 void ydoc_free(ydoc *d);
