@@ -275,6 +275,11 @@ int cfg_map_float(const cfg_map *m, const char *key, double *out, const char *wh
 /* The string stays owned by the map. */
 int cfg_map_str(const cfg_map *m, const char *key, const char **out, const char *what);
 
+/* The effective config as YAML: every supported key with its value and, in a comment, where it
+ * came from (line N, command line, default). For `eft train --dry-run`; reads back with
+ * cfg_load. */
+void cfg_print(FILE *f, const eft_config *c);
+
 /* `eft config-schema`: every key with type, default, status and meaning, grouped; or as JSON. */
 void cfg_schema_print(FILE *f, bool json);
 

@@ -2,6 +2,7 @@
 #include "support/test.h"
 
 #include "base/err.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "io/config.h"
 
@@ -30,6 +31,14 @@ static void invalid(const char *text, const char *want) {
 
 static void test_required(void **state) {
     valid(OK);
+    char *path = eft_path_join(EFT_SOURCE_DIR, "tests/data_files/configs/minimal.yaml");
+    eft_config c;
+    assert_int_equal(cfg_load(&c, path), 0);
+    assert_int_equal(cfg_validate(&c), 0);
+    assert_true(c.learning_rate.v == 2e-4);
+    assert_null(c.adapter.v); /* no adapter: a full fine-tune */
+    cfg_free(&c);
+    eft_free(path);
     invalid("learning_rate: 0.1\ndatasets: [{path: d}]\n", "cfg.yaml: base_model is missing");
     invalid("base_model: m\nlearning_rate: 0.1\n", "cfg.yaml: datasets is missing");
     invalid("base_model: m\nlearning_rate: 0.1\ndatasets: []\n",
