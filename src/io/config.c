@@ -132,7 +132,7 @@ static int apply_key(const cfg_ctx *cx, const cfg_group *groups, int ng, const c
     if (*(bool *)field && !replace) {
         /* The same field through two spellings (model_revision and revision_of_model). */
         cfg_fail_at(key_at, cx->key, "given twice (also as %s). Keep one.",
-                    k->alias_of ? k->alias_of : "an alias");
+                    k->alias_of ? k->alias_of : "another spelling of the same key");
         cfg_errs_note(cx->errs, cx->key, key_at);
         return -1;
     }

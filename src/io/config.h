@@ -139,8 +139,10 @@ typedef struct cfg_dataset {
     cfg_str message_field_training, message_field_training_detail;
     cfg_str field_tools, field_thinking, template_thinking_key;
     cfg_bool drop_system_message;
-    cfg_str field;    /* completion text column, default "text" */
-    char *local_path; /* set by cfg_resolve_paths: the file or folder the data is read from */
+    cfg_str field; /* completion text column, default "text" */
+    /* Set by cfg_resolve_paths: the local file or folder of `path` (for a Hub dataset, its
+     * snapshot folder, within which data_files are found). Owned. */
+    char *local_path;
 } cfg_dataset;
 
 typedef struct cfg_datasets {

@@ -33,17 +33,20 @@ char *hub_cache_dir(void) {
     return hub;
 }
 
+static bool word_char(char ch) {
+    return isalnum((unsigned char)ch) || ch == '_';
+}
+
+/* One part of a repo id, by huggingface_hub's rules: [A-Za-z0-9_.-]{1,96}, no "--" or "..",
+ * and a word character at both ends. */
 static bool id_part_ok(const char *s, size_t n) {
     if (n == 0 || n > 96) return false;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
-        if (!isalnum((unsigned char)ch) && ch != '-' && ch != '_' && ch != '.') return false;
+        if (!word_char(ch) && ch != '-' && ch != '.') return false;
         if (i && (ch == '-' || ch == '.') && s[i - 1] == ch) return false;
     }
-    /* huggingface_hub wants a word character at both ends. */
-    return isalnum((unsigned char)s[0]) || s[0] == '_'
-               ? isalnum((unsigned char)s[n - 1]) || s[n - 1] == '_'
-               : false;
+    return word_char(s[0]) && word_char(s[n - 1]);
 }
 
 bool hub_is_repo_id(const char *id) {

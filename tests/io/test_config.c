@@ -292,6 +292,14 @@ static void test_unknown_keys(void **state) {
     cfg_free(&c);
 }
 
+static void test_alias_key(void **state) {
+    eft_config c;
+    assert_int_equal(load(&c, BASE "model_revision: v1\n"), 0);
+    assert_string_equal(c.revision_of_model.v, "v1");
+    assert_int_equal(c.revision_of_model.at.line, 4);
+    cfg_free(&c);
+}
+
 static void test_document_errors(void **state) {
     load_fails("", "cfg.yaml: the file is empty");
     load_fails("# only a comment\n", "cfg.yaml: the file is empty");
@@ -305,6 +313,10 @@ static void test_document_errors(void **state) {
                                                "are not allowed in this context");
     load_fails("a: [1, 2\n", "cfg.yaml:2:1: YAML syntax error");
     load_fails("a: 1\n---\nb: 2\n", "a second YAML document");
+    /* Two spellings of one key (Axolotl's alias model_revision). */
+    load_fails(BASE "model_revision: v1\nrevision_of_model: v2\n",
+               "cfg.yaml:5:1: revision_of_model: given twice (also as another spelling of the "
+               "same key). Keep one.");
     eft_config c;
     eft_err_clear();
     assert_int_equal(cfg_load(&c, "no/such/config.yaml"), -1);
@@ -412,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_maps),
         cmocka_unit_test(test_not_yet_and_no_effect),
         cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_alias_key),
         cmocka_unit_test(test_document_errors),
         cmocka_unit_test(test_datasets),
         cmocka_unit_test(test_full_fixture),
