@@ -14,6 +14,10 @@ typedef struct eft_command {
 extern const eft_command eft_commands[];
 extern const int eft_ncommands;
 
+/* The commands, one per cmd_<name>.c. */
+int cmd_info(int argc, char **argv);
+int cmd_config_schema(int argc, char **argv);
+
 /* Small shared helpers for flag parsing: "--flag value" or "--flag=value". Returns the value
  * when argv[*i] is the flag (advancing *i past a separate value), NULL otherwise. A flag missing
  * its value is a user error, recorded, with *missing set. */

@@ -8,7 +8,6 @@
 #include <string.h>
 
 static int cmd_help(int argc, char **argv);
-int cmd_info(int argc, char **argv);
 static int cmd_version(int argc, char **argv) {
     printf("eft %s\n", EFT_VERSION);
     return 0;
@@ -20,7 +19,10 @@ static int cmd_version(int argc, char **argv) {
 const eft_command eft_commands[] = {
     {"help", cmd_help, "eft help [COMMAND]", "show the commands, or one command's usage"},
     {"version", cmd_version, "eft version", "print eft's version"},
-    {"info", cmd_info, "eft info --model DIR [FLAGS] (eft info --help)", "layer plan, params, memory plan"},
+    {"info", cmd_info, "eft info --model DIR [CONFIG.yaml] [FLAGS] (eft info --help)",
+     "layer plan, parameter counts and memory plan"},
+    {"config-schema", cmd_config_schema, "eft config-schema [--json]",
+     "list the config keys: type, default, status, meaning"},
 };
 const int eft_ncommands = (int)EFT_ARRAY_LEN(eft_commands);
 

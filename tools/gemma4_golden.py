@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""gemma4_golden.py: reference loss, logits and gradients from Hugging Face transformers.
+
+Loads a (tiny) Gemma 4 checkpoint in fp32 with eager attention, runs packed rows of
+{"input_ids", "labels", "position_ids"} (documents restart their position ids at 0, as eft and
+Axolotl pack them; transformers then builds the block-diagonal mask from the position ids), and
+writes one safetensors file with:
+
+  loss      F64 [1]   mean CE over every label != -100 after the shift, all rows together
+  tokens    I64 [1]   that count
+  logits    F32 [R, T, V]  soft-capped logits (rows padded to the longest with zeros)
+  grad.<hf parameter name>  F32  d loss / d parameter, for every parameter with a gradient
+
+With --adapter DIR (a PEFT LoRA folder) the base model is frozen and the gradients are those of
+the adapter's lora_A / lora_B tensors, named as in adapter_model.safetensors.
+
+Used by tests/model (and later tests/peft): the C tests compare eft against these files. Needs
+torch, transformers (5.x), safetensors and peft from PyPI; eft itself never runs Python.
+
+    python tools/gemma4_golden.py --model DIR --input rows.jsonl --out golden.safetensors
+"""
+import argparse
+import json
+
+import torch
+from safetensors.torch import save_file
+
+
+def load_model(model_dir, adapter_dir):
+    import transformers
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(model_dir)
+    if cfg.model_type == "gemma4_text":
+        cls = transformers.Gemma4ForCausalLM
+    else:
+        cls = transformers.Gemma4ForConditionalGeneration
+    model = cls.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
+    model.eval()  # no dropout anywhere in Gemma 4's text model; eval keeps it explicit
+    if adapter_dir:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
+        model.eval()
+    return model
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--input", required=True, help="JSONL of packed rows")
+    ap.add_argument("--adapter", help="PEFT LoRA folder; gradients are then the adapter's")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    model = load_model(args.model, args.adapter)
+    rows = [json.loads(line) for line in open(args.input) if line.strip()]
+
+    # Count the trained targets of every row after the shift (label t+1 scores logit t).
+    total = sum(sum(1 for l in r["labels"][1:] if l != -100) for r in rows)
+    vocab = model.config.get_text_config().vocab_size
+    tmax = max(len(r["input_ids"]) for r in rows)
+    logits_all = torch.zeros(len(rows), tmax, vocab)
+
+    loss_sum = 0.0
+    for i, r in enumerate(rows):
+        ids = torch.tensor([r["input_ids"]])
+        labels = torch.tensor([r["labels"]])
+        pos = torch.tensor([r["position_ids"]])
+        # num_items_in_batch makes the loss a sum over this row divided by the total count of all
+        # rows, so the gradients accumulated over the rows are those of the mean over all rows.
+        out = model(input_ids=ids, position_ids=pos, labels=labels, num_items_in_batch=total)
+        out.loss.backward()
+        loss_sum += out.loss.item()
+        logits_all[i, : ids.shape[1]] = out.logits[0].detach()
+
+    tensors = {
+        "loss": torch.tensor([loss_sum], dtype=torch.float64),
+        "tokens": torch.tensor([total], dtype=torch.int64),
+        "logits": logits_all.contiguous(),
+    }
+    for name, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        if args.adapter:
+            name = name.replace(".default", "")  # PEFT file names carry no adapter name
+        tensors["grad." + name] = p.grad.detach().float().contiguous()
+
+    import transformers
+
+    meta = {"transformers": transformers.__version__, "torch": torch.__version__.split("+")[0],
+            "model_class": type(model).__name__}
+    save_file(tensors, args.out, metadata=meta)
+    print(json.dumps({"loss": loss_sum, "tokens": total, "grads": len(tensors) - 3}))
+
+
+if __name__ == "__main__":
+    main()
