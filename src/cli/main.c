@@ -19,6 +19,8 @@ static int cmd_version(int argc, char **argv) {
 const eft_command eft_commands[] = {
     {"help", cmd_help, "eft help [COMMAND]", "show the commands, or one command's usage"},
     {"version", cmd_version, "eft version", "print eft's version"},
+    {"train", cmd_train, "eft train CONFIG.yaml [--dry-run] [--key value ...]",
+     "fine-tune a model from an Axolotl config (--dry-run: check everything, then stop)"},
     {"info", cmd_info, "eft info --model DIR [CONFIG.yaml] [FLAGS] (eft info --help)",
      "layer plan, parameter counts and memory plan"},
     {"config-schema", cmd_config_schema, "eft config-schema [--json]",
@@ -40,7 +42,8 @@ static int cmd_help(int argc, char **argv) {
         return 0;
     }
     printf("eft %s: fine-tune Gemma 4 from Axolotl YAML configs, in C.\n\nusage: eft COMMAND "
-           "[ARGS]\n\ncommands:\n", EFT_VERSION);
+           "[ARGS]\n\ncommands:\n",
+           EFT_VERSION);
     for (int i = 0; i < eft_ncommands; i++)
         printf("  %-14s %s\n", eft_commands[i].name, eft_commands[i].summary);
     printf("\n`eft help COMMAND` shows a command's usage. Exit status: 0 success, 1 user error "
