@@ -154,8 +154,11 @@ static const att_case CASES[] = {
     {"mqa_docs_window", 150, 4, 1, 24, 29, 1.0, {70, 1, 50, 29, 0}},
     /* Window longer than T, documents starting mid-tile, another scale. */
     {"docs_longwindow", 141, 3, 3, 8, 500, 0.37, {64, 1, 1, 75, 0}},
-    /* Several query tiles of one long causal document. */
-    {"causal_tiles", 200, 2, 1, 16, 0, 1.0, {0}},
+    /* Several query tiles of one long document; the window starts query tile 2 at key 63, the
+     * last key of a tile. */
+    {"window_tile_edge", 200, 2, 1, 16, 66, 1.0, {0}},
+    /* A document boundary at 63: the next query tiles start their keys one before a tile edge. */
+    {"doc_tile_edge", 200, 2, 1, 16, 0, 1.0, {63, 137, 0}},
 };
 
 /* Token indices worth checking by hand: tile edges and the ends. */

@@ -59,17 +59,15 @@ static inline real log_add_exp(real a, real b) {
     return hi + (real)log1p(exp(lo - hi));
 }
 
+/* cap * tanh(h . E[row] / cap). Eight fixed partial sums rather than `omp simd`, so that the
+ * order of the additions, and so the bits, are the same whether E is bf16 or real. */
 static real capped_target_logit(const real *h, ops_weight E, int row, int H, real cap) {
-    real z = 0;
-    if (E.dtype == OPS_W_REAL) {
-        const real *e = (const real *)E.data + (size_t)row * H;
-#pragma omp simd reduction(+ : z)
-        for (int c = 0; c < H; c++) z += h[c] * e[c];
-    } else {
-        const uint16_t *e = (const uint16_t *)E.data + (size_t)row * H;
-#pragma omp simd reduction(+ : z)
-        for (int c = 0; c < H; c++) z += h[c] * (real)eft_bf16_to_f32(e[c]);
-    }
+    real acc[8] = {0};
+    int c = 0;
+    for (; c + 8 <= H; c += 8)
+        for (int k = 0; k < 8; k++) acc[k] += h[c + k] * weight_at(E, row, c + k, H);
+    for (; c < H; c++) acc[0] += h[c] * weight_at(E, row, c, H);
+    real z = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     return cap > 0 ? cap * (real)tanh(z / cap) : z;
 }
 
