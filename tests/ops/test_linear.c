@@ -88,7 +88,6 @@ static void test_paths(void **state) {
         assert_memory_equal(dx_n, dx_r, nx * sizeof(double));
         ops64_linear_backward(NULL, dW_x, d.up, d.x, ops_w_bf16(d.Wb), T, in, out, sc, bytes);
         assert_memory_equal(dW_x, dW_r, nw * sizeof(double));
-        eft_free(dx0), eft_free(dW0), eft_free(dx_z), eft_free(dW_z);
         /* float twin: bf16 against real */
         float *x = to_f32(d.x, nx), *W = to_f32(d.W, nw), *up = to_f32(d.up, ny);
         float *fy_r = eft_calloc(ny, 4), *fy_b = eft_calloc(ny, 4);
@@ -106,9 +105,11 @@ static void test_paths(void **state) {
         assert_rel_le_f32(fdx_b, fdx_rd, nx, 1e-6);
         /* float vs double */
         assert_rel_le_f32(fy_r, y_r, ny, 1e-5);
-        assert_rel_le_f32(fdx_r, dx_r, nx, 1e-5);
+        for (size_t i = 0; i < nx; i++) dx_z[i] -= dx0[i]; /* the double gradient alone */
+        assert_rel_le_f32(fdx_r, dx_z, nx, 1e-5);
         eft_free(x), eft_free(W), eft_free(up), eft_free(fy_r), eft_free(fy_b), eft_free(fdx_r);
         eft_free(fdx_b), eft_free(fsc), eft_free(fy_rd), eft_free(fdx_rd);
+        eft_free(dx0), eft_free(dW0), eft_free(dx_z), eft_free(dW_z);
         eft_free(sc), eft_free(y_r), eft_free(y_b), eft_free(y_a), eft_free(want);
         eft_free(dx_r), eft_free(dx_b), eft_free(dx_n), eft_free(dW_r), eft_free(dW_x);
         lin_free(&d);
