@@ -89,26 +89,36 @@ typedef struct tile_bufs {
     real *dS;    /* [BQ, BK] dP, then dS */
     real *m, *l; /* [BQ] running max and sum (forward) */
     real *Di;    /* [BQ] rowsum(dO * O) (backward) */
+    real *Qc;    /* [BQ, D] the query tile, made contiguous */
+    real *Xc;    /* [BQ, D] forward: the output accumulator; backward: the dO tile */
 } tile_bufs;
 
-static size_t per_thread_bytes(void) {
-    return 2 * reals_bytes(BQ * BK) + 3 * reals_bytes(BQ);
+static size_t per_thread_bytes(int D) {
+    return 2 * reals_bytes(BQ * BK) + 3 * reals_bytes(BQ) + 2 * reals_bytes((size_t)BQ * D);
 }
 
 size_t OPS(attention_scratch_bytes)(int D, int nthreads) {
-    (void)D; /* tiles are BQ x BK whatever D is: Q, K, V are read in place */
-    return (size_t)nthreads * per_thread_bytes();
+    return (size_t)nthreads * per_thread_bytes(D);
 }
 
-static tile_bufs thread_bufs(void *scratch) {
-    unsigned char *p = (unsigned char *)scratch + per_thread_bytes() * omp_get_thread_num();
+static tile_bufs thread_bufs(void *scratch, int D) {
+    unsigned char *p = (unsigned char *)scratch + per_thread_bytes(D) * omp_get_thread_num();
     tile_bufs b;
     b.S = carve(&p, reals_bytes(BQ * BK));
     b.dS = carve(&p, reals_bytes(BQ * BK));
     b.m = carve(&p, reals_bytes(BQ));
     b.l = carve(&p, reals_bytes(BQ));
     b.Di = carve(&p, reals_bytes(BQ));
+    b.Qc = carve(&p, reals_bytes((size_t)BQ * D));
+    b.Xc = carve(&p, reals_bytes((size_t)BQ * D));
     return b;
+}
+
+/* dst [nq, D] = the nq rows of src, `ld` apart. Query-side tiles are copied once per use: the rows
+ * of one head are nH * D apart in q (a power of two), which makes BLAS's packing of them slow. */
+static void pack_rows(real *dst, const real *src, int nq, int D, int ld) {
+    for (int r = 0; r < nq; r++)
+        memcpy(dst + (size_t)r * D, src + (size_t)r * ld, D * sizeof(real));
 }
 
 /* The keys of tile [j0, j1) that row i sees, as columns [*c0, *c1) of the tile (maybe empty). */
@@ -134,19 +144,19 @@ static void forward_item(real *o, real *lse, const real *q, const real *k, const
     int T = a->T, D = a->D, ldq = a->nH * D, ldk = a->nKV * D;
     int g = h / (a->nH / a->nKV);
     int i0 = qt * BQ, i1 = EFT_MIN(T, i0 + BQ), nq = i1 - i0;
-    const real *Q = q + ((size_t)i0 * a->nH + h) * D;
-    real *O = o + ((size_t)i0 * a->nH + h) * D;
+    real *Q = b.Qc, *O = b.Xc; /* [nq, D] */
+    pack_rows(Q, q + ((size_t)i0 * a->nH + h) * D, nq, D, ldq);
+    memset(O, 0, (size_t)nq * D * sizeof(real));
     for (int r = 0; r < nq; r++) {
         b.m[r] = -INFINITY;
         b.l[r] = 0;
-        memset(O + (size_t)r * ldq, 0, D * sizeof(real));
     }
     int kt0, kt1;
     key_tiles(a, qt, &kt0, &kt1);
     for (int kt = kt0; kt < kt1; kt++) {
         int j0 = kt * BK, j1 = EFT_MIN(T, j0 + BK), nk = j1 - j0;
         const real *K = k + ((size_t)j0 * a->nKV + g) * D, *V = v + ((size_t)j0 * a->nKV + g) * D;
-        gemm(false, true, nq, nk, D, (real)a->scale, Q, ldq, K, ldk, 0, b.S, BK);
+        gemm(false, true, nq, nk, D, (real)a->scale, Q, D, K, ldk, 0, b.S, BK);
         bool full = tile_full(a, i0, i1, j0, j1);
         for (int r = 0; r < nq; r++) {
             real *s = b.S + (size_t)r * BK;
@@ -170,7 +180,7 @@ static void forward_item(real *o, real *lse, const real *q, const real *k, const
             if (m_new != b.m[r]) {
                 /* alpha is 0 on the row's first tile: O and l are still 0. */
                 real alpha = b.m[r] == -INFINITY ? 0 : ops_exp(b.m[r] - m_new);
-                real *orow = O + (size_t)r * ldq;
+                real *orow = O + (size_t)r * D;
 #pragma omp simd
                 for (int d = 0; d < D; d++) orow[d] *= alpha;
                 b.l[r] *= alpha;
@@ -178,14 +188,15 @@ static void forward_item(real *o, real *lse, const real *q, const real *k, const
             }
             b.l[r] += sum;
         }
-        gemm(false, false, nq, D, nk, 1, b.S, BK, V, ldk, 1, O, ldq);
+        gemm(false, false, nq, D, nk, 1, b.S, BK, V, ldk, 1, O, D);
     }
     for (int r = 0; r < nq; r++) {
         assert(b.l[r] > 0); /* the diagonal is always allowed */
         real inv = 1 / b.l[r];
-        real *orow = O + (size_t)r * ldq;
+        const real *orow = O + (size_t)r * D;
+        real *out = o + ((size_t)(i0 + r) * a->nH + h) * D;
 #pragma omp simd
-        for (int d = 0; d < D; d++) orow[d] *= inv;
+        for (int d = 0; d < D; d++) out[d] = orow[d] * inv;
         lse[(size_t)h * T + i0 + r] = b.m[r] + log(b.l[r]);
     }
 }
@@ -198,7 +209,7 @@ void OPS(attention_forward)(real *o, real *lse, const real *q, const real *k, co
     int nqt = (a->T + BQ - 1) / BQ, items = nqt * a->nH;
 #pragma omp parallel num_threads(nt)
     {
-        tile_bufs b = thread_bufs(scratch);
+        tile_bufs b = thread_bufs(scratch, a->D);
         /* Late query tiles see the most keys: hand them out first. */
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < items; it++)
@@ -208,14 +219,20 @@ void OPS(attention_forward)(real *o, real *lse, const real *q, const real *k, co
 
 /* ---- backward ---- */
 
-/* Di[r] = dO[i0 + r, h] . O[i0 + r, h] for the nq rows of a query tile. */
-static void rowsum_do_o(real *Di, const real *dO, const real *O, int nq, int D, int ld) {
+/* Packs the query-side tiles of (head, query tile) at offset `off` of q, dout and o: Qc = Q,
+ * Xc = dO, and Di[r] = dO[r] . O[r]. */
+static void pack_query_side(tile_bufs b, const real *q, const real *dout, const real *o, size_t off,
+                            int nq, int D, int ld) {
+    pack_rows(b.Qc, q + off, nq, D, ld);
     for (int r = 0; r < nq; r++) {
-        const real *x = dO + (size_t)r * ld, *y = O + (size_t)r * ld;
-        real s = 0;
+        const real *x = dout + off + (size_t)r * ld, *y = o + off + (size_t)r * ld;
+        real *dst = b.Xc + (size_t)r * D, s = 0;
 #pragma omp simd reduction(+ : s)
-        for (int d = 0; d < D; d++) s += x[d] * y[d];
-        Di[r] = s;
+        for (int d = 0; d < D; d++) {
+            dst[d] = x[d];
+            s += x[d] * y[d];
+        }
+        b.Di[r] = s;
     }
 }
 
@@ -244,14 +261,14 @@ static void dq_item(real *dq, const real *dout, const real *q, const real *k, co
     int g = h / (a->nH / a->nKV);
     int i0 = qt * BQ, nq = EFT_MIN(T, i0 + BQ) - i0;
     size_t qoff = ((size_t)i0 * a->nH + h) * D;
-    rowsum_do_o(b.Di, dout + qoff, o + qoff, nq, D, ldq);
+    pack_query_side(b, q, dout, o, qoff, nq, D, ldq);
     int kt0, kt1;
     key_tiles(a, qt, &kt0, &kt1);
     for (int kt = kt0; kt < kt1; kt++) {
         int j0 = kt * BK, nk = EFT_MIN(T, j0 + BK) - j0;
         size_t koff = ((size_t)j0 * a->nKV + g) * D;
-        gemm(false, true, nq, nk, D, (real)a->scale, q + qoff, ldq, k + koff, ldk, 0, b.S, BK);
-        gemm(false, true, nq, nk, D, 1, dout + qoff, ldq, v + koff, ldk, 0, b.dS, BK);
+        gemm(false, true, nq, nk, D, (real)a->scale, b.Qc, D, k + koff, ldk, 0, b.S, BK);
+        gemm(false, true, nq, nk, D, 1, b.Xc, D, v + koff, ldk, 0, b.dS, BK);
         tile_probs_grads(a, lse + (size_t)h * T, b.Di, i0, nq, j0, nk, b);
         gemm(false, false, nq, D, nk, (real)a->scale, b.dS, BK, k + koff, ldk, 1, dq + qoff, ldq);
     }
@@ -269,13 +286,12 @@ static void dkdv_item(real *dk, real *dv, const real *dout, const real *q, const
         for (int qt = qt0; qt < qt1; qt++) {
             int i0 = qt * BQ, nq = EFT_MIN(T, i0 + BQ) - i0;
             size_t qoff = ((size_t)i0 * a->nH + h) * D;
-            rowsum_do_o(b.Di, dout + qoff, o + qoff, nq, D, ldq);
-            gemm(false, true, nq, nk, D, (real)a->scale, q + qoff, ldq, k + koff, ldk, 0, b.S, BK);
-            gemm(false, true, nq, nk, D, 1, dout + qoff, ldq, v + koff, ldk, 0, b.dS, BK);
+            pack_query_side(b, q, dout, o, qoff, nq, D, ldq);
+            gemm(false, true, nq, nk, D, (real)a->scale, b.Qc, D, k + koff, ldk, 0, b.S, BK);
+            gemm(false, true, nq, nk, D, 1, b.Xc, D, v + koff, ldk, 0, b.dS, BK);
             tile_probs_grads(a, lse + (size_t)h * T, b.Di, i0, nq, j0, nk, b);
-            gemm(true, false, nk, D, nq, 1, b.S, BK, dout + qoff, ldq, 1, dv + koff, ldk);
-            gemm(true, false, nk, D, nq, (real)a->scale, b.dS, BK, q + qoff, ldq, 1, dk + koff,
-                 ldk);
+            gemm(true, false, nk, D, nq, 1, b.S, BK, b.Xc, D, 1, dv + koff, ldk);
+            gemm(true, false, nk, D, nq, (real)a->scale, b.dS, BK, b.Qc, D, 1, dk + koff, ldk);
         }
     }
 }
@@ -290,7 +306,7 @@ void OPS(attention_backward)(real *dq, real *dk, real *dv, const real *dout, con
     int qitems = nqt * a->nH, kitems = nkt * a->nKV;
 #pragma omp parallel num_threads(nt)
     {
-        tile_bufs b = thread_bufs(scratch);
+        tile_bufs b = thread_bufs(scratch, a->D);
 #pragma omp for schedule(dynamic, 1) nowait
         for (int it = 0; it < qitems; it++)
             dq_item(dq, dout, q, k, v, o, lse, a, it % a->nH, nqt - 1 - it / a->nH, b);

@@ -19,7 +19,16 @@
 #include "ops/cpu/cpu.h"
 
 #define VT 256 /* vocab rows per tile: 256 x 5376 reals is 5.5 MB, shared by all threads */
-#define TC 64  /* tokens per chunk: a 64 x 256 logit tile is 64 KB, in L2 */
+#define TC_MAX 256 /* tokens per chunk at most: a 256 x 256 logit tile is 256 KB, in L2 */
+
+/* Tokens per chunk: the largest of 256, 128, 64 that still gives every thread two chunks. BLAS
+ * re-packs both operands on every call, which costs in proportion to 1/TC + 1/VT of the GEMM:
+ * 64-row chunks run the logit GEMM ~25% slower than 256-row ones. Small rows favour threads. */
+static int chunk_rows(int T, int nthreads) {
+    int tc = TC_MAX;
+    while (tc > 64 && (T + tc - 1) / tc < 2 * nthreads) tc /= 2;
+    return tc;
+}
 
 static void check_targets(const int32_t *target, int T, int V) {
     for (int t = 0; t < T; t++) {
@@ -76,7 +85,7 @@ static size_t etile_bytes(int H, int dtype) {
     return dtype == OPS_W_BF16 ? reals_bytes((size_t)VT * H) : 0;
 }
 static size_t thread_bytes(int H, bool with_dE) {
-    return reals_bytes((size_t)TC * VT) + (with_dE ? reals_bytes((size_t)VT * H) : 0);
+    return reals_bytes((size_t)TC_MAX * VT) + (with_dE ? reals_bytes((size_t)VT * H) : 0);
 }
 
 size_t OPS(lmhead_ce_scratch_bytes)(int H, int dtype, bool with_dE, int nthreads) {
@@ -101,7 +110,7 @@ double OPS(lmhead_ce_forward)(real *lse, int64_t *count, const real *h, ops_weig
     assert(scratch_bytes >= OPS(lmhead_ce_scratch_bytes)(H, E.dtype, false, nt));
     for (int t = 0; t < T; t++)
         if (target[t] != OPS_IGNORE_INDEX) lse[t] = -INFINITY;
-    int nchunks = (T + TC - 1) / TC;
+    int tc = chunk_rows(T, nt), nchunks = (T + tc - 1) / tc;
     real *etile = scratch;
     unsigned char *threads = (unsigned char *)scratch + etile_bytes(H, E.dtype);
 #pragma omp parallel num_threads(nt)
@@ -112,7 +121,7 @@ double OPS(lmhead_ce_forward)(real *lse, int64_t *count, const real *h, ops_weig
             const real *Et = team_widen(E, v0, nv, H, etile); /* [nv, H] */
 #pragma omp for schedule(dynamic)
             for (int ch = 0; ch < nchunks; ch++) {
-                int t0 = ch * TC, t1 = EFT_MIN(T, t0 + TC);
+                int t0 = ch * tc, t1 = EFT_MIN(T, t0 + tc);
                 if (!trim_chunk(target, &t0, &t1)) continue;
                 gemm(false, true, t1 - t0, nv, H, 1, h + (size_t)t0 * H, H, Et, H, 0, Z, VT);
                 for (int t = t0; t < t1; t++) {
@@ -173,7 +182,7 @@ void OPS(lmhead_ce_backward)(real *dh, real *dE, const real *h, ops_weight E, co
     int nt = omp_get_max_threads();
     bool with_dE = dE != NULL;
     assert(scratch_bytes >= OPS(lmhead_ce_scratch_bytes)(H, E.dtype, with_dE, nt));
-    int nchunks = (T + TC - 1) / TC;
+    int tc = chunk_rows(T, nt), nchunks = (T + tc - 1) / tc;
     real *etile = scratch;
     unsigned char *threads = (unsigned char *)scratch + etile_bytes(H, E.dtype);
     size_t tb = thread_bytes(H, with_dE);
@@ -182,14 +191,14 @@ void OPS(lmhead_ce_backward)(real *dh, real *dE, const real *h, ops_weight E, co
     {
         int me = omp_get_thread_num(), team = omp_get_num_threads();
         real *Z = (real *)(threads + tb * me); /* [TC, VT] */
-        real *part = with_dE ? (real *)(threads + tb * me + reals_bytes((size_t)TC * VT)) : NULL;
+        real *part = with_dE ? (real *)(threads + tb * me + reals_bytes((size_t)TC_MAX * VT)) : NULL;
         for (int v0 = 0; v0 < V; v0 += VT) {
             int nv = EFT_MIN(VT, V - v0);
             const real *Et = team_widen(E, v0, nv, H, etile); /* [nv, H] */
             used[me] = 0;
 #pragma omp for schedule(static)
             for (int ch = 0; ch < nchunks; ch++) {
-                int t0 = ch * TC, t1 = EFT_MIN(T, t0 + TC);
+                int t0 = ch * tc, t1 = EFT_MIN(T, t0 + tc);
                 if (!trim_chunk(target, &t0, &t1)) continue;
                 const real *hc = h + (size_t)t0 * H;
                 gemm(false, true, t1 - t0, nv, H, 1, hc, H, Et, H, 0, Z, VT);
@@ -208,7 +217,7 @@ void OPS(lmhead_ce_backward)(real *dh, real *dE, const real *h, ops_weight E, co
                     for (int th = 0; th < team; th++) {
                         if (!used[th]) continue;
                         const real *p =
-                            (const real *)(threads + tb * th + reals_bytes((size_t)TC * VT)) +
+                            (const real *)(threads + tb * th + reals_bytes((size_t)TC_MAX * VT)) +
                             (size_t)r * H;
 #pragma omp simd
                         for (int c = 0; c < H; c++) d[c] += p[c];
@@ -222,7 +231,7 @@ void OPS(lmhead_ce_backward)(real *dh, real *dE, const real *h, ops_weight E, co
 /* Eval scratch: [per thread: E tile if bf16, Z tile, running lse and target logit of a chunk]
  * [per-thread sums and counts]. */
 static size_t eval_thread_bytes(int H, int dtype) {
-    return etile_bytes(H, dtype) + reals_bytes((size_t)TC * VT) + 2 * reals_bytes(TC);
+    return etile_bytes(H, dtype) + reals_bytes((size_t)TC_MAX * VT) + 2 * reals_bytes(TC_MAX);
 }
 
 size_t OPS(lmhead_ce_eval_scratch_bytes)(int H, int dtype, int nthreads) {
@@ -238,7 +247,7 @@ double OPS(lmhead_ce_eval)(real *nll, int64_t *count, const real *h, ops_weight 
     check_targets(target, T, V);
     int nt = omp_get_max_threads();
     assert(scratch_bytes >= OPS(lmhead_ce_eval_scratch_bytes)(H, E.dtype, nt));
-    int nchunks = (T + TC - 1) / TC;
+    int tc = chunk_rows(T, nt), nchunks = (T + tc - 1) / tc;
     size_t tb = eval_thread_bytes(H, E.dtype);
     double *sums = (double *)((unsigned char *)scratch + (size_t)nt * tb);
     int64_t *counts = (int64_t *)((unsigned char *)sums + align_up((size_t)nt * sizeof(double)));
@@ -250,14 +259,14 @@ double OPS(lmhead_ce_eval)(real *nll, int64_t *count, const real *h, ops_weight 
         team = omp_get_num_threads();
         unsigned char *p = (unsigned char *)scratch + tb * me;
         real *etile = carve(&p, etile_bytes(H, E.dtype));
-        real *Z = carve(&p, reals_bytes((size_t)TC * VT)); /* [TC, VT] */
-        real *run = carve(&p, reals_bytes(TC));            /* [TC] running lse */
-        real *ct = carve(&p, reals_bytes(TC));             /* [TC] capped target logit */
+        real *Z = carve(&p, reals_bytes((size_t)TC_MAX * VT)); /* [TC, VT] */
+        real *run = carve(&p, reals_bytes(TC_MAX)); /* [TC] running lse */
+        real *ct = carve(&p, reals_bytes(TC_MAX)); /* [TC] capped target logit */
         double sum = 0;
         int64_t n = 0;
 #pragma omp for schedule(static)
         for (int ch = 0; ch < nchunks; ch++) {
-            int t0 = ch * TC, t1 = EFT_MIN(T, t0 + TC);
+            int t0 = ch * tc, t1 = EFT_MIN(T, t0 + tc);
             if (!trim_chunk(target, &t0, &t1)) continue;
             for (int r = 0; r < t1 - t0; r++) run[r] = -INFINITY;
             for (int v0 = 0; v0 < V; v0 += VT) {
