@@ -12,8 +12,8 @@
  * safe_open uses), plus a few stricter ones marked (+):
  *   - the file holds at least 8 bytes; N <= 100,000,000 (the crate's limit) and 8 + N <= size;
  *   - the header is strict UTF-8 (no overlong forms, surrogates or code points > U+10FFFF) and
- *     valid JSON with no raw control characters in strings; (+) no "\u0000" escapes, since names
- *     are C strings; (+) nesting at most 128 deep (serde_json's limit, below cJSON's 1000);
+ *     valid JSON: no raw control characters in strings, only valid escapes; (+) no "\u0000",
+ *     since names are C strings; nesting at most 128 deep (serde_json's limit; cJSON's is 1000);
  *   - the JSON is one object, followed only by JSON white space (the writer pads with spaces);
  *   - (+) no name appears twice (serde would keep the last; cJSON keeps both), and no field
  *     appears twice within an entry;

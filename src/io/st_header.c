@@ -16,7 +16,6 @@
 #include <string.h>
 
 #define HEADER_MAX 100000000ull       /* the Rust crate's MAX_HEADER_SIZE */
-#define NEST_MAX   128                /* serde_json's recursion limit; cJSON's is 1000 */
 #define WHOLE_MAX  9007199254740992.0 /* 2^53: whole numbers below it are exact in a double */
 
 typedef struct span {
@@ -56,83 +55,6 @@ static bool whole(const cJSON *v, uint64_t *out) {
     if (!(d >= 0 && d < WHOLE_MAX) || d != floor(d)) return false;
     *out = (uint64_t)d;
     return true;
-}
-
-size_t st_utf8_check(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i], lo = 0x80, hi = 0xbf;
-        size_t len;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            len = 2;
-        else if (c >= 0xe0 && c <= 0xef)
-            len = 3;
-        else if (c >= 0xf0 && c <= 0xf4)
-            len = 4;
-        else
-            return i; /* a continuation byte, an overlong lead (c0, c1) or beyond U+10FFFF */
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong 3-byte forms */
-        else if (c == 0xed)
-            hi = 0x9f; /* UTF-16 surrogates */
-        else if (c == 0xf0)
-            lo = 0x90; /* overlong 4-byte forms */
-        else if (c == 0xf4)
-            hi = 0x8f; /* above U+10FFFF */
-        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return i;
-        for (size_t k = 2; k < len; k++)
-            if ((s[i + k] & 0xc0) != 0x80) return i;
-        i += len;
-    }
-    return n;
-}
-
-/* The checks cJSON does not make: strict UTF-8, no raw control characters, no "\u0000" (names
- * are C strings), nesting within NEST_MAX. Offsets in messages count from the file's start. */
-static int scan_text(const char *file, const unsigned char *s, size_t n) {
-    size_t bad = st_utf8_check(s, n);
-    if (bad < n)
-        return eft_fail("%s: byte %zu: the header is not valid UTF-8; a safetensors header is "
-                        "UTF-8 JSON. The file is corrupt or not a safetensors file.",
-                        file, bad + 8);
-    bool in_string = false;
-    int depth = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = s[i];
-        if (in_string) {
-            if (c == '"') {
-                in_string = false;
-            } else if (c == '\\') {
-                if (n - i > 5 && !memcmp(s + i + 1, "u0000", 5))
-                    return eft_fail("%s: byte %zu: a string holds \"\\u0000\", which "
-                                    "eft refuses in names and metadata. The file is corrupt.",
-                                    file, i + 8);
-                i++; /* the escaped character; the escape's validity is cJSON's to check */
-            } else if (c < 0x20) {
-                return eft_fail("%s: byte %zu: a raw control character inside a "
-                                "string is not valid JSON. The file is corrupt.",
-                                file, i + 8);
-            }
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > NEST_MAX)
-                return eft_fail("%s: byte %zu: JSON nested deeper than %d levels; a "
-                                "safetensors header needs 3. The file is corrupt or hostile.",
-                                file, i + 8, NEST_MAX);
-        } else if (c == '}' || c == ']') {
-            depth--;
-        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-            return eft_fail("%s: byte %zu: control character 0x%02x is not valid "
-                            "JSON. The file is corrupt.",
-                            file, i + 8, c);
-        }
-    }
-    return 0;
 }
 
 /* The one member `key` of an entry; -1 when it is missing or appears twice. */
@@ -389,7 +311,7 @@ int st_parse_header(st_archive *a, int shard, const unsigned char *bytes, size_t
         return eft_fail("%s: the header length is %llu bytes but only %zu follow it. The file is "
                         "truncated or not a safetensors file.",
                         file, (unsigned long long)hlen, n - 8);
-    if (scan_text(file, bytes + 8, hlen) != 0) return -1;
+    if (st_check_text(file, bytes + 8, hlen) != 0) return -1;
 
     /* cJSON gets a NUL-terminated copy, so that it can never read past the header. */
     char *text = eft_strndup((const char *)bytes + 8, hlen);

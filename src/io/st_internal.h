@@ -46,6 +46,10 @@ int st_open_index(st_archive *a, const char *index_path);
 
 /* Offset of the first byte of s[0..n) that is not part of strict UTF-8, or n when all are. */
 size_t st_utf8_check(const unsigned char *s, size_t n);
+/* The header text s[0..n) (file offset 8): strict UTF-8, valid escapes and no "\u0000" in
+ * strings, no raw control characters, nesting at most 128 deep. -1 with a user error naming
+ * `file` and the byte's offset in the file. */
+int st_check_text(const char *file, const unsigned char *s, size_t n);
 
 /* The index of a name that occurs twice in names[0..n), or -1 (sorts a copy; O(n log n)). */
 long st_find_duplicate(const char *const *names, size_t n);

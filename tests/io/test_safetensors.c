@@ -498,6 +498,11 @@ static const bad_case bad_cases[] = {
     {"\"b\":", "\"b\x80\":", 0, 0, 24, {"not valid UTF-8"}},     /* lone continuation */
     {"\"b\":", "\"b\\u0000\":", 0, 0, 24, {"\\u0000"}},
     {"\"b\":", "\"b\\ud800\":", 0, 0, 24, {"not valid JSON"}}, /* escaped lone surrogate */
+    /* cJSON turns a malformed \u escape into a NUL byte (found by comparing with the Rust crate
+     * on the fuzzer's corpus), so escapes are checked before cJSON sees them */
+    {"\"b\":", "\"b\\u0h09\":", 0, 0, 24, {"byte 98: an invalid escape"}},
+    {"\"b\":", "\"b\\u[0,0]\":", 0, 0, 24, {"an invalid escape"}},
+    {"\"b\":", "\"b\\x\":", 0, 0, 24, {"an invalid escape"}},
     {"\"b\":", "\"b\x01\":", 0, 0, 24, {"raw control character"}},
     /* names and fields appear once */
     {"\"b\":", "\"a\":", 0, 0, 24, {"tensor \"a\"", "appears twice"}},
