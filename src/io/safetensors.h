@@ -12,16 +12,18 @@
  * safe_open uses), plus a few stricter ones marked (+):
  *   - the file holds at least 8 bytes; N <= 100,000,000 (the crate's limit) and 8 + N <= size;
  *   - the header is strict UTF-8 (no overlong forms, surrogates or code points > U+10FFFF) and
- *     valid JSON: no raw control characters in strings, only valid escapes; (+) no "\u0000",
+ *     valid JSON (checked byte by byte before cJSON, which is lax about escapes and numbers:
+ *     no raw control characters in strings, only valid escapes and numbers); (+) no "\u0000",
  *     since names are C strings; nesting at most 128 deep (serde_json's limit; cJSON's is 1000);
  *   - the JSON is one object, followed only by JSON white space (the writer pads with spaces);
  *   - (+) no name appears twice (serde would keep the last; cJSON keeps both), and no field
  *     appears twice within an entry;
  *   - "__metadata__", when present and not null, is an object whose values are all strings;
- *   - every other entry is an object with "dtype" (one of st_dtype's names), "shape" (a list of
- *     at most ST_MAX_DIMS whole numbers >= 0) and "data_offsets" (two whole numbers, begin <= end);
- *     other fields are ignored, as in the crate. Numbers must be below 2^53 (exact in a double);
- *     cJSON reads "2.0" as the whole number 2, which the crate would refuse;
+ *   - every other entry is an object with "dtype" ((+) one of st_dtype's names), "shape" (a
+ *     list of (+) at most ST_MAX_DIMS whole numbers >= 0) and "data_offsets" (two whole numbers,
+ *     begin <= end); other fields are ignored, as in the crate. (+) Whole numbers are below 2^53
+ *     (exact in a double). The one laxer rule: cJSON reads "2.0" or "2e0" as the whole number 2,
+ *     which the crate would refuse;
  *   - the element count and byte size do not overflow 64 bits, and end - begin equals the byte
  *     size (elements * dtype size);
  *   - sorted by (begin, end), the ranges tile the data exactly: the first begins at 0, each

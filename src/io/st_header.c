@@ -287,8 +287,7 @@ static int parse_entries(st_archive *a, int shard, const cJSON *root, const unsi
     long dup = r == 0 ? st_find_duplicate(names, n) : -1;
     if (dup >= 0)
         r = tensor_fail(file, names[dup],
-                        "the name appears twice in the header. The file is "
-                        "corrupt.");
+                        "the name appears twice in the header. The file is corrupt.");
     if (r == 0) r = check_layout(file, a->tensors, spans, n, data_size);
     eft_free(spans);
     eft_free(names);

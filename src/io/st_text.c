@@ -1,9 +1,9 @@
 /* st_text.c: the byte-level checks of a safetensors header, made before cJSON sees it.
  *
  * cJSON does not check UTF-8, decodes a malformed "\u" escape to a NUL byte, accepts raw control
- * characters in strings, and recurses up to 1000 levels. The Rust crate (serde_json) refuses all
- * of these, so eft does too, here, in one pass over the bytes. Nothing here knows what a tensor
- * is.
+ * characters in strings and numbers such as "0002" or "1.", and recurses up to 1000 levels. The
+ * Rust crate (serde_json) refuses all of these, so eft does too, here, in one pass over the bytes.
+ * Nothing here knows what a tensor is.
  */
 #include "io/st_internal.h"
 
@@ -59,7 +59,42 @@ static size_t escape_len(const unsigned char *s, size_t n) {
     return 6;
 }
 
-/* The checks cJSON does not make: strict UTF-8, valid escapes, no raw control characters, no
+static bool digit(unsigned char c) {
+    return c >= '0' && c <= '9';
+}
+
+/* The end of the run of digits starting at s[i]. */
+static size_t skip_digits(const unsigned char *s, size_t i, size_t n) {
+    while (i < n && digit(s[i])) i++;
+    return i;
+}
+
+/* Length of the JSON number at s[0..n), or 0 when it is malformed: -?(0|[1-9][0-9]*)(.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?, not followed by another digit, '.', 'e' or sign. cJSON hands numbers to
+ * strtod, which takes "0002" and "1." as well. */
+static size_t number_len(const unsigned char *s, size_t n) {
+    size_t i = s[0] == '-', k;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && digit(s[i]))
+        i = skip_digits(s, i, n);
+    else
+        return 0;
+    if (i < n && s[i] == '.') {
+        k = i + 1;
+        if ((i = skip_digits(s, k, n)) == k) return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        k = i + 1;
+        if (k < n && (s[k] == '+' || s[k] == '-')) k++;
+        if ((i = skip_digits(s, k, n)) == k) return 0;
+    }
+    if (i < n && (digit(s[i]) || (s[i] && strchr(".eE+-", s[i])))) return 0;
+    return i;
+}
+
+/* The checks cJSON does not make: strict UTF-8, valid escapes and numbers, no raw control
+ * characters, no
  * "\u0000" (names are C strings), nesting within NEST_MAX. Offsets in messages count from the
  * file's start. */
 int st_check_text(const char *file, const unsigned char *s, size_t n) {
@@ -100,6 +135,13 @@ int st_check_text(const char *file, const unsigned char *s, size_t n) {
                                 file, i + 8, NEST_MAX);
         } else if (c == '}' || c == ']') {
             depth--;
+        } else if (c == '-' || digit(c)) {
+            size_t len = number_len(s + i, n - i);
+            if (len == 0)
+                return eft_fail("%s: byte %zu: a malformed number (JSON allows no leading zeros, "
+                                "and needs digits after '.' and 'e'). The file is corrupt.",
+                                file, i + 8);
+            i += len - 1;
         } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
             return eft_fail("%s: byte %zu: control character 0x%02x is not valid "
                             "JSON. The file is corrupt.",

@@ -503,6 +503,11 @@ static const bad_case bad_cases[] = {
     {"\"b\":", "\"b\\u0h09\":", 0, 0, 24, {"byte 98: an invalid escape"}},
     {"\"b\":", "\"b\\u[0,0]\":", 0, 0, 24, {"an invalid escape"}},
     {"\"b\":", "\"b\\x\":", 0, 0, 24, {"an invalid escape"}},
+    /* cJSON's strtod takes numbers JSON does not have (found the same way) */
+    {"\"shape\":[4]", "\"shape\":[0004]", 0, 0, 24, {"a malformed number"}},
+    {"[16,24]", "[16.,24]", 0, 0, 24, {"a malformed number"}},
+    {"[16,24]", "[16,24e]", 0, 0, 24, {"a malformed number"}},
+    {"[16,24]", "[-,24]", 0, 0, 24, {"a malformed number"}},
     {"\"b\":", "\"b\x01\":", 0, 0, 24, {"raw control character"}},
     /* names and fields appear once */
     {"\"b\":", "\"a\":", 0, 0, 24, {"tensor \"a\"", "appears twice"}},
@@ -669,7 +674,8 @@ static void test_valid_variants(void **state) {
                     8),
         5);
     /* Unknown fields are ignored, as by the Rust crate; __metadata__ may be null or absent. */
-    h = replace(BASE, "\"dtype\":\"BF16\"", "\"extra\":[[{\"x\":1}]],\"dtype\":\"BF16\"");
+    h = replace(BASE, "\"dtype\":\"BF16\"",
+                "\"extra\":[[{\"x\":1}],-0,1.5e-3,10E+2,true,null],\"dtype\":\"BF16\"");
     assert_int_equal(expect_good(h, 24), 2);
     eft_free(h);
     h = replace(BASE, "{\"format\":\"pt\"}", "null");
