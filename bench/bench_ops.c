@@ -38,7 +38,9 @@ static float *zeros_f32(size_t n) {
 
 /* ---- naive attention: P [nH, T, T] formed and kept for the backward ---- */
 
-static bool allowed(int i, int j, int W) { return j <= i && (W == 0 || j > i - W); }
+static bool allowed(int i, int j, int W) {
+    return j <= i && (W == 0 || j > i - W);
+}
 
 static void naive_attn_fwd(float *o, float *P, const float *q, const float *k, const float *v,
                            int T, int nH, int nKV, int D, int W) {
@@ -56,8 +58,8 @@ static void naive_attn_fwd(float *o, float *P, const float *q, const float *k, c
             for (int j = 0; j < T; j++) sum += s[j] = allowed(i, j, W) ? expf(s[j] - m) : 0;
             for (int j = 0; j < T; j++) s[j] /= sum;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1, S, T, v + g * D,
-                    nKV * D, 0, o + h * D, nH * D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1, S, T, v + g * D, nKV * D,
+                    0, o + h * D, nH * D);
     }
 }
 
@@ -73,8 +75,8 @@ static void naive_attn_bwd(float *dq, float *dk, float *dv, float *dP, const flo
             float *dS = dP + (size_t)h * T * T;
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1, Ph, T, dout + h * D,
                         nH * D, 1, dv + g * D, nKV * D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1, dout + h * D,
-                        nH * D, v + g * D, nKV * D, 0, dS, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1, dout + h * D, nH * D,
+                        v + g * D, nKV * D, 0, dS, T);
             for (int i = 0; i < T; i++) {
                 const float *p = Ph + (size_t)i * T;
                 float *ds = dS + (size_t)i * T, di = 0;
@@ -206,8 +208,7 @@ static void bench_loss(int T, int H, int V, bool bf16, bool with_dE) {
            with_dE ? "yes" : "no");
     printf("  fused  fwd %7.1f ms  bwd %7.1f ms  total %7.1f ms (%.1f GFLOP/s)  extra memory "
            "%.2f MB (scratch + lse)\n",
-           tf * 1e3, tb * 1e3, (tf + tb) * 1e3, flop / (tf + tb) * 1e-9,
-           (bytes + T * 4.0) / 1e6);
+           tf * 1e3, tb * 1e3, (tf + tb) * 1e3, flop / (tf + tb) * 1e-9, (bytes + T * 4.0) / 1e6);
     printf("  naive  fwd+bwd %7.1f ms (fp32 E)  extra memory %.2f MB (logits [T, V])\n", tn * 1e3,
            zbytes / 1e6);
     printf("  mean loss fused %.6f naive %.6f  max |diff| dh %.2g\n", loss / T, nloss / T,
