@@ -62,7 +62,8 @@ static inline ops_weight ops_w_bf16(const uint16_t *data) {
  *     j <= i  AND  j >= doc_start[i]  AND  (window == 0 OR j > i - window),
  * i.e. causal, inside its own packed document, and (sliding layers) among the `window` most
  * recent keys counting itself (Gemma's sliding_window). Because documents are contiguous, the
- * allowed keys of row i are one interval [lo_i, i] with lo_i non-decreasing in i. */
+ * allowed keys of row i are one interval [lo_i, i] with lo_i non-decreasing in i. Padding at the
+ * end of a packed row is simply one more document (its outputs carry no loss). */
 typedef struct ops_attn {
     int T;                    /* tokens of the packed row */
     int nH, nKV;              /* query heads, key/value heads; nH % nKV == 0 (GQA) */
