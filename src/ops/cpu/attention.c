@@ -108,11 +108,12 @@ typedef struct tile_bufs {
     real *Di;    /* [R] rowsum(dO * O) (backward) */
     real *Qc;    /* [R, D] the block's query rows, contiguous */
     real *Xc;    /* [R, D] forward: the output accumulator; backward: the dO rows */
+    real *Ac;    /* [R, D] the dq pass's accumulator */
 } tile_bufs;
 
 static size_t per_thread_bytes(int D) {
     size_t R = block_rows_max(D);
-    return 2 * reals_bytes(R * BK) + 3 * reals_bytes(R) + 2 * reals_bytes(R * D);
+    return 2 * reals_bytes(R * BK) + 3 * reals_bytes(R) + 3 * reals_bytes(R * D);
 }
 
 size_t OPS(attention_scratch_bytes)(int D, int nthreads) {
@@ -130,6 +131,7 @@ static tile_bufs thread_bufs(void *scratch, int D) {
     b.Di = carve(&p, reals_bytes(R));
     b.Qc = carve(&p, reals_bytes(R * D));
     b.Xc = carve(&p, reals_bytes(R * D));
+    b.Ac = carve(&p, reals_bytes(R * D));
     return b;
 }
 
@@ -303,7 +305,7 @@ static void block_tile_grads(const ops_attn *a, block bl, const real *k, const r
 
 static void dq_block(real *dq, const real *dout, const real *q, const real *k, const real *v,
                      const real *o, const real *lse, const ops_attn *a, block bl, tile_bufs b) {
-    int D = a->D, ldk = a->nKV * D;
+    int D = a->D, ldk = a->nKV * D, rows = bl.hs * bl.nq;
     pack_block(b, a, bl, q, dout, o);
     int kt0, kt1;
     key_tiles(a, bl.i0 / BQ, &kt0, &kt1);
@@ -311,9 +313,13 @@ static void dq_block(real *dq, const real *dout, const real *q, const real *k, c
         int j0 = kt * BK, nk = EFT_MIN(a->T, j0 + BK) - j0;
         block_tile_grads(a, bl, k, v, lse, kt, b);
         const real *K = k + ((size_t)j0 * a->nKV + bl.g) * D;
-        for (int h = 0; h < bl.hs; h++) /* per head: dq rows of one head are uniformly strided */
-            gemm(false, false, bl.nq, D, nk, (real)a->scale, b.dS + (size_t)h * bl.nq * BK, BK, K,
-                 ldk, 1, dq + qrow(a, bl, h * bl.nq), a->nH * D);
+        gemm(false, false, rows, D, nk, (real)a->scale, b.dS, BK, K, ldk, kt > kt0, b.Ac, D);
+    }
+    for (int R = 0; R < rows; R++) {
+        real *dst = dq + qrow(a, bl, R);
+        const real *src = b.Ac + (size_t)R * D;
+#pragma omp simd
+        for (int d = 0; d < D; d++) dst[d] += src[d];
     }
 }
 
