@@ -194,7 +194,7 @@ void OPS(embedding_backward)(ops_real *dtable,     /* [V, H] += */
  * Backward: D_i = rowsum(dout * o); dq, dk, dv +=. dq is computed in a pass parallel over
  * (query heads, query tile) and dk/dv in a pass parallel over (kv head, key tile), each
  * recomputing the probabilities, so no two threads ever write the same gradient row.
- * Scratch depends on D and the thread count only (about 0.65 MB per thread at D = 256). */
+ * Scratch depends on D and the thread count only (about 0.9 MB per thread at D = 256 or 512). */
 size_t OPS(attention_scratch_bytes)(int D, int nthreads);
 void OPS(attention_forward)(ops_real *o,       /* [T, nH, D] */
                             ops_real *lse,     /* [nH, T] */
