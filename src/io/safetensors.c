@@ -76,14 +76,14 @@ void st_close(st_archive *a) {
     eft_free(a);
 }
 
-static int cmp_str(const void *x, const void *y) {
+int st_cmp_str(const void *x, const void *y) {
     return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
 long st_find_duplicate(const char *const *names, size_t n) {
     const char **sorted = eft_malloc(n * sizeof *sorted);
     memcpy(sorted, names, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_str);
+    qsort(sorted, n, sizeof *sorted, st_cmp_str);
     const char *dup = NULL;
     for (size_t i = 1; i < n && !dup; i++)
         if (!strcmp(sorted[i - 1], sorted[i])) dup = sorted[i];

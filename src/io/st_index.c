@@ -17,10 +17,6 @@ static bool plain_file_name(const char *s) {
     return *s && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
-static int cmp_str(const void *x, const void *y) {
-    return strcmp(*(const char *const *)x, *(const char *const *)y);
-}
-
 /* The folder of a path ("." when it has none), owned by the caller. */
 static char *folder_of(const char *path) {
     const char *slash = strrchr(path, '/');
@@ -61,7 +57,7 @@ static int open_shards(st_archive *a, const char *index_path, const char **names
                        const char **shards, size_t n) {
     const char **uniq = eft_malloc(n * sizeof *uniq);
     memcpy(uniq, shards, n * sizeof *uniq);
-    qsort(uniq, n, sizeof *uniq, cmp_str);
+    qsort(uniq, n, sizeof *uniq, st_cmp_str);
     size_t n_uniq = 0;
     for (size_t i = 0; i < n; i++)
         if (n_uniq == 0 || strcmp(uniq[n_uniq - 1], uniq[i]) != 0) uniq[n_uniq++] = uniq[i];

@@ -53,5 +53,7 @@ int st_check_text(const char *file, const unsigned char *s, size_t n);
 
 /* The index of a name that occurs twice in names[0..n), or -1 (sorts a copy; O(n log n)). */
 long st_find_duplicate(const char *const *names, size_t n);
+/* qsort comparator for an array of C strings. */
+int st_cmp_str(const void *x, const void *y);
 
 #endif

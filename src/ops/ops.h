@@ -62,7 +62,8 @@ static inline ops_weight ops_w_bf16(const uint16_t *data) {
  *     j <= i  AND  j >= doc_start[i]  AND  (window == 0 OR j > i - window),
  * i.e. causal, inside its own packed document, and (sliding layers) among the `window` most
  * recent keys counting itself (Gemma's sliding_window). Because documents are contiguous, the
- * allowed keys of row i are one interval [lo_i, i] with lo_i non-decreasing in i. */
+ * allowed keys of row i are one interval [lo_i, i] with lo_i non-decreasing in i. Padding at the
+ * end of a packed row is simply one more document (its outputs carry no loss). */
 typedef struct ops_attn {
     int T;                    /* tokens of the packed row */
     int nH, nKV;              /* query heads, key/value heads; nH % nKV == 0 (GQA) */
@@ -191,8 +192,9 @@ void OPS(embedding_backward)(ops_real *dtable,     /* [V, H] += */
  * never formed and tiles the mask removes entirely are never visited. Every row has at least
  * its diagonal key (asserted).
  * Backward: D_i = rowsum(dout * o); dq, dk, dv +=. dq is computed in a pass parallel over
- * (head, query tile) and dk/dv in a pass parallel over (kv head, key tile), each recomputing the
- * probabilities, so no two threads ever write the same gradient row. */
+ * (query heads, query tile) and dk/dv in a pass parallel over (kv head, key tile), each
+ * recomputing the probabilities, so no two threads ever write the same gradient row.
+ * Scratch depends on D and the thread count only (about 0.9 MB per thread at D = 256 or 512). */
 size_t OPS(attention_scratch_bytes)(int D, int nthreads);
 void OPS(attention_forward)(ops_real *o,       /* [T, nH, D] */
                             ops_real *lse,     /* [nH, T] */
@@ -228,7 +230,9 @@ long OPS(attention_tiles)(const ops_attn *a);
  * widened once per pass), token chunks the inner, parallel one; dE partials are per thread and
  * reduced in thread order.
  * Rows with an ignored target cost nothing only at chunk granularity: a caller with many ignored
- * tokens (prompts) may gather the trained rows of h first and scatter dh back. */
+ * tokens (prompts) may gather the trained rows of h first and scatter dh back.
+ * Scratch (independent of T and V): a widened 256 x H tile of E when it is bf16, and per thread a
+ * 256 x 256 logit tile plus, with dE, a 256 x H partial of dE. */
 size_t OPS(lmhead_ce_scratch_bytes)(int H, int dtype, bool with_dE, int nthreads);
 double OPS(lmhead_ce_forward)(ops_real *lse,                     /* [T] */
                               int64_t *count, const ops_real *h, /* [T, H] */

@@ -38,6 +38,8 @@ static char *replace(const char *s, const char *from, const char *to) {
     return eft_asprintf("%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
 }
 
+/* st_parse refuses bytes[0..n) with one user error on one line that holds every one of words
+ * (up to 3, NULL-terminated). ST_SHOW=1 in the environment prints each message, to read them. */
 static void expect_bad(const unsigned char *bytes, size_t n, const char *const *words) {
     st_archive *a = (st_archive *)&a;
     eft_err_clear();

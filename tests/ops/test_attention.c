@@ -157,6 +157,8 @@ static const att_case CASES[] = {
     /* Several query tiles of one long document; the window starts query tile 2 at key 63, the
      * last key of a tile. */
     {"window_tile_edge", 200, 2, 1, 16, 66, 1.0, {0}},
+    /* Six query heads per KV head: blocks of three heads. */
+    {"rep6", 90, 6, 1, 8, 0, 1.0, {30, 60, 0}},
     /* A document boundary at 63: the next query tiles start their keys one before a tile edge. */
     {"doc_tile_edge", 200, 2, 1, 16, 0, 1.0, {63, 137, 0}},
 };

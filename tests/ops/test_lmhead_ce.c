@@ -65,6 +65,8 @@ static const ce_case CASES[] = {
     {"bf16_cap", 70, 32, 513, 30.0, 4.0, true, 0, 5},
     /* Every target ignored. */
     {"all_ignored", 20, 16, 100, 30.0, 1.0, false, 0, 20},
+    /* Long enough for 256-token chunks (the last one partial), a long ignored run, bf16 E. */
+    {"long_chunks", 1100, 16, 300, 30.0, 3.0, true, 500, 700},
 };
 
 typedef struct ce_data {

@@ -7,25 +7,42 @@
  * the query rows [j0, last i with lo_i < j1]: every other tile pair is skipped, and tiles wholly
  * inside every row's interval take a path without per-element masks.
  *
- * Forward, per (head, query tile): S = scale Q K^T for each key tile (BLAS), an online softmax
- * (running max m and sum l per row, rescaling the output rows when m grows), O += P V (BLAS);
- * finally O /= l and lse = m + log l.
- * Backward, recomputing P = exp(S - lse) from the saved lse, in two passes that write disjoint
- * rows: dq per (head, query tile) as dq += scale (P * (dO V^T - D)) K, then dk/dv per (kv head,
- * key tile) over the query heads of its group as dv += P^T dO, dk += scale (P * (dO V^T - D))^T Q,
- * with D_i = rowsum(dO * O) recomputed per tile. Seven GEMMs per tile pair instead of
- * FlashAttention-2's five, in exchange for no atomics and the same bits for any schedule.
+ * A block is hs query heads of one KV group over one query tile, stacked into hs * BQ rows that
+ * share their key and value tiles: the GEMMs are taller, and BLAS packs each K/V tile once per
+ * block rather than once per head. Query-side tiles are copied into contiguous scratch first (the
+ * rows of one head are nH * D apart, a power of two that makes BLAS's packing slow).
  *
- * Heads and tiles are spread over threads with dynamic scheduling; each work item is computed
+ * Forward, per block: S = scale Q K^T for each key tile (BLAS), an online softmax (running max m
+ * and sum l per row, rescaling the output rows when m grows), O += P V (BLAS); finally O /= l and
+ * lse = m + log l.
+ * Backward, recomputing P = exp(S - lse) from the saved lse, in two passes that write disjoint
+ * rows: dq per block as dq += scale (P * (dO V^T - D)) K, and dk/dv per (kv head, key tile) over
+ * the blocks of its group as dv += P^T dO, dk += scale (P * (dO V^T - D))^T Q, with
+ * D_i = rowsum(dO * O) recomputed while the dO tile is copied. Seven GEMMs per tile pair instead
+ * of FlashAttention-2's five, in exchange for no atomics and the same bits for any schedule.
+ *
+ * Blocks and key tiles are spread over threads with dynamic scheduling; each work item is computed
  * wholly by one thread in a fixed order, so scheduling never changes the result.
  */
 #include "ops/cpu/cpu.h"
 
-/* 64 x 512 reals (a D = 512 tile) is 128 KB: Q, K and V tiles plus BLAS's packed copies of them
- * stay within a 1 MB L2. */
+/* 64 x 512 reals (a D = 512 tile) is 128 KB: the K and V tiles, a block's Q and O and BLAS's
+ * packed copies stay near a 1 MB L2. */
 #define BQ 64
 #define BK 64
 
+/* Rows of a block (heads x BQ) at most: 256, or 128 for D >= 512 (the Q and O copies are then
+ * 256 KB each). */
+static int block_rows_max(int D) {
+    return D >= 512 ? 2 * BQ : 4 * BQ;
+}
+
+/* Heads per block: the largest divisor of the group size that fits block_rows_max. */
+static int block_heads(const ops_attn *a) {
+    int rep = a->nH / a->nKV, hs = EFT_MIN(rep, block_rows_max(a->D) / BQ);
+    while (rep % hs) hs--;
+    return hs;
+}
 /* First key row i may attend to. */
 static inline int row_lo(const ops_attn *a, int i) {
     int lo = a->doc_start ? a->doc_start[i] : 0;
@@ -83,18 +100,20 @@ long OPS(attention_tiles)(const ops_attn *a) {
     return by_query;
 }
 
-/* One thread's scratch. */
+/* One thread's scratch; R = block_rows_max(D). */
 typedef struct tile_bufs {
-    real *S;     /* [BQ, BK] logits, then probabilities */
-    real *dS;    /* [BQ, BK] dP, then dS */
-    real *m, *l; /* [BQ] running max and sum (forward) */
-    real *Di;    /* [BQ] rowsum(dO * O) (backward) */
-    real *Qc;    /* [BQ, D] the query tile, made contiguous */
-    real *Xc;    /* [BQ, D] forward: the output accumulator; backward: the dO tile */
+    real *S;     /* [R, BK] logits, then probabilities */
+    real *dS;    /* [R, BK] dP, then dS */
+    real *m, *l; /* [R] running max and sum (forward) */
+    real *Di;    /* [R] rowsum(dO * O) (backward) */
+    real *Qc;    /* [R, D] the block's query rows, contiguous */
+    real *Xc;    /* [R, D] forward: the output accumulator; backward: the dO rows */
+    real *Ac;    /* [R, D] the dq pass's accumulator */
 } tile_bufs;
 
 static size_t per_thread_bytes(int D) {
-    return 2 * reals_bytes(BQ * BK) + 3 * reals_bytes(BQ) + 2 * reals_bytes((size_t)BQ * D);
+    size_t R = block_rows_max(D);
+    return 2 * reals_bytes(R * BK) + 3 * reals_bytes(R) + 3 * reals_bytes(R * D);
 }
 
 size_t OPS(attention_scratch_bytes)(int D, int nthreads) {
@@ -103,25 +122,38 @@ size_t OPS(attention_scratch_bytes)(int D, int nthreads) {
 
 static tile_bufs thread_bufs(void *scratch, int D) {
     unsigned char *p = (unsigned char *)scratch + per_thread_bytes(D) * omp_get_thread_num();
+    size_t R = block_rows_max(D);
     tile_bufs b;
-    b.S = carve(&p, reals_bytes(BQ * BK));
-    b.dS = carve(&p, reals_bytes(BQ * BK));
-    b.m = carve(&p, reals_bytes(BQ));
-    b.l = carve(&p, reals_bytes(BQ));
-    b.Di = carve(&p, reals_bytes(BQ));
-    b.Qc = carve(&p, reals_bytes((size_t)BQ * D));
-    b.Xc = carve(&p, reals_bytes((size_t)BQ * D));
+    b.S = carve(&p, reals_bytes(R * BK));
+    b.dS = carve(&p, reals_bytes(R * BK));
+    b.m = carve(&p, reals_bytes(R));
+    b.l = carve(&p, reals_bytes(R));
+    b.Di = carve(&p, reals_bytes(R));
+    b.Qc = carve(&p, reals_bytes(R * D));
+    b.Xc = carve(&p, reals_bytes(R * D));
+    b.Ac = carve(&p, reals_bytes(R * D));
     return b;
 }
 
-/* dst [nq, D] = the nq rows of src, `ld` apart. Query-side tiles are copied once per use: the rows
- * of one head are nH * D apart in q (a power of two), which makes BLAS's packing of them slow. */
-static void pack_rows(real *dst, const real *src, int nq, int D, int ld) {
-    for (int r = 0; r < nq; r++)
-        memcpy(dst + (size_t)r * D, src + (size_t)r * ld, D * sizeof(real));
+/* A block: heads [h0, h0 + hs) of KV head g over query rows [i0, i0 + nq). Stacked row R is head
+ * h0 + R / nq, token i0 + R % nq. */
+typedef struct block {
+    int g, h0, hs, i0, nq;
+} block;
+
+static block make_block(const ops_attn *a, int g, int sub, int qt) {
+    int hs = block_heads(a);
+    block bl = {g, g * (a->nH / a->nKV) + sub * hs, hs, qt * BQ, 0};
+    bl.nq = EFT_MIN(a->T, bl.i0 + BQ) - bl.i0;
+    return bl;
 }
 
-/* The keys of tile [j0, j1) that row i sees, as columns [*c0, *c1) of the tile (maybe empty). */
+/* Offset in q / o / dout of stacked row R's first element. */
+static inline size_t qrow(const ops_attn *a, block bl, int R) {
+    return ((size_t)(bl.i0 + R % bl.nq) * a->nH + bl.h0 + R / bl.nq) * a->D;
+}
+
+/* The keys of tile [j0, j1) that token i sees, as columns [*c0, *c1) of the tile (maybe empty). */
 static inline void row_cols(const ops_attn *a, int i, int j0, int j1, bool full, int *c0, int *c1) {
     if (full) {
         *c0 = 0;
@@ -137,31 +169,49 @@ static inline bool tile_full(const ops_attn *a, int i0, int i1, int j0, int j1) 
     return j1 - 1 <= i0 && j0 >= row_lo(a, i1 - 1);
 }
 
+/* Qc = the block's query rows; with dout and o, also Xc = its dO rows and Di = rowsum(dO * O). */
+static void pack_block(tile_bufs b, const ops_attn *a, block bl, const real *q, const real *dout,
+                       const real *o) {
+    int D = a->D;
+    for (int R = 0; R < bl.hs * bl.nq; R++) {
+        size_t off = qrow(a, bl, R);
+        memcpy(b.Qc + (size_t)R * D, q + off, D * sizeof(real));
+        if (!dout) continue;
+        const real *x = dout + off, *y = o + off;
+        real *dst = b.Xc + (size_t)R * D, s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int d = 0; d < D; d++) {
+            dst[d] = x[d];
+            s += x[d] * y[d];
+        }
+        b.Di[R] = s;
+    }
+}
+
 /* ---- forward ---- */
 
-static void forward_item(real *o, real *lse, const real *q, const real *k, const real *v,
-                         const ops_attn *a, int h, int qt, tile_bufs b) {
-    int T = a->T, D = a->D, ldq = a->nH * D, ldk = a->nKV * D;
-    int g = h / (a->nH / a->nKV);
-    int i0 = qt * BQ, i1 = EFT_MIN(T, i0 + BQ), nq = i1 - i0;
-    real *Q = b.Qc, *O = b.Xc; /* [nq, D] */
-    pack_rows(Q, q + ((size_t)i0 * a->nH + h) * D, nq, D, ldq);
-    memset(O, 0, (size_t)nq * D * sizeof(real));
-    for (int r = 0; r < nq; r++) {
-        b.m[r] = -INFINITY;
-        b.l[r] = 0;
+static void forward_block(real *o, real *lse, const real *q, const real *k, const real *v,
+                          const ops_attn *a, block bl, tile_bufs b) {
+    int T = a->T, D = a->D, ldk = a->nKV * D, rows = bl.hs * bl.nq;
+    pack_block(b, a, bl, q, NULL, NULL);
+    real *O = b.Xc; /* [rows, D] */
+    memset(O, 0, (size_t)rows * D * sizeof(real));
+    for (int R = 0; R < rows; R++) {
+        b.m[R] = -INFINITY;
+        b.l[R] = 0;
     }
     int kt0, kt1;
-    key_tiles(a, qt, &kt0, &kt1);
+    key_tiles(a, bl.i0 / BQ, &kt0, &kt1);
     for (int kt = kt0; kt < kt1; kt++) {
         int j0 = kt * BK, j1 = EFT_MIN(T, j0 + BK), nk = j1 - j0;
-        const real *K = k + ((size_t)j0 * a->nKV + g) * D, *V = v + ((size_t)j0 * a->nKV + g) * D;
-        gemm(false, true, nq, nk, D, (real)a->scale, Q, D, K, ldk, 0, b.S, BK);
-        bool full = tile_full(a, i0, i1, j0, j1);
-        for (int r = 0; r < nq; r++) {
-            real *s = b.S + (size_t)r * BK;
+        const real *K = k + ((size_t)j0 * a->nKV + bl.g) * D;
+        const real *V = v + ((size_t)j0 * a->nKV + bl.g) * D;
+        gemm(false, true, rows, nk, D, (real)a->scale, b.Qc, D, K, ldk, 0, b.S, BK);
+        bool full = tile_full(a, bl.i0, bl.i0 + bl.nq, j0, j1);
+        for (int R = 0; R < rows; R++) {
+            real *s = b.S + (size_t)R * BK;
             int c0, c1;
-            row_cols(a, i0 + r, j0, j1, full, &c0, &c1);
+            row_cols(a, bl.i0 + R % bl.nq, j0, j1, full, &c0, &c1);
             if (c0 >= c1) { /* no key of this tile for this row */
                 memset(s, 0, nk * sizeof(real));
                 continue;
@@ -169,7 +219,7 @@ static void forward_item(real *o, real *lse, const real *q, const real *k, const
             real mt = s[c0];
 #pragma omp simd reduction(max : mt)
             for (int c = c0; c < c1; c++) mt = s[c] > mt ? s[c] : mt;
-            real m_new = mt > b.m[r] ? mt : b.m[r];
+            real m_new = mt > b.m[R] ? mt : b.m[R];
             real sum = 0;
 #pragma omp simd reduction(+ : sum)
             for (int c = 0; c < nk; c++) {
@@ -177,27 +227,27 @@ static void forward_item(real *o, real *lse, const real *q, const real *k, const
                 s[c] = p;
                 sum += p;
             }
-            if (m_new != b.m[r]) {
+            if (m_new != b.m[R]) {
                 /* alpha is 0 on the row's first tile: O and l are still 0. */
-                real alpha = b.m[r] == -INFINITY ? 0 : ops_exp(b.m[r] - m_new);
-                real *orow = O + (size_t)r * D;
+                real alpha = b.m[R] == -INFINITY ? 0 : ops_exp(b.m[R] - m_new);
+                real *orow = O + (size_t)R * D;
 #pragma omp simd
                 for (int d = 0; d < D; d++) orow[d] *= alpha;
-                b.l[r] *= alpha;
-                b.m[r] = m_new;
+                b.l[R] *= alpha;
+                b.m[R] = m_new;
             }
-            b.l[r] += sum;
+            b.l[R] += sum;
         }
-        gemm(false, false, nq, D, nk, 1, b.S, BK, V, ldk, 1, O, D);
+        gemm(false, false, rows, D, nk, 1, b.S, BK, V, ldk, 1, O, D);
     }
-    for (int r = 0; r < nq; r++) {
-        assert(b.l[r] > 0); /* the diagonal is always allowed */
-        real inv = 1 / b.l[r];
-        const real *orow = O + (size_t)r * D;
-        real *out = o + ((size_t)(i0 + r) * a->nH + h) * D;
+    for (int R = 0; R < rows; R++) {
+        assert(b.l[R] > 0); /* the diagonal is always allowed */
+        real inv = 1 / b.l[R];
+        const real *orow = O + (size_t)R * D;
+        real *out = o + qrow(a, bl, R);
 #pragma omp simd
         for (int d = 0; d < D; d++) out[d] = orow[d] * inv;
-        lse[(size_t)h * T + i0 + r] = b.m[r] + log(b.l[r]);
+        lse[(size_t)(bl.h0 + R / bl.nq) * T + bl.i0 + R % bl.nq] = b.m[R] + log(b.l[R]);
     }
 }
 
@@ -206,46 +256,33 @@ void OPS(attention_forward)(real *o, real *lse, const real *q, const real *k, co
     check_shape(a);
     int nt = omp_get_max_threads();
     assert(scratch_bytes >= OPS(attention_scratch_bytes)(a->D, nt));
-    int nqt = (a->T + BQ - 1) / BQ, items = nqt * a->nH;
+    int nqt = (a->T + BQ - 1) / BQ, nsub = a->nH / a->nKV / block_heads(a);
+    int per_tile = a->nKV * nsub, items = nqt * per_tile;
 #pragma omp parallel num_threads(nt)
     {
         tile_bufs b = thread_bufs(scratch, a->D);
         /* Late query tiles see the most keys: hand them out first. */
 #pragma omp for schedule(dynamic, 1)
-        for (int it = 0; it < items; it++)
-            forward_item(o, lse, q, k, v, a, it % a->nH, nqt - 1 - it / a->nH, b);
+        for (int it = 0; it < items; it++) {
+            int w = it % per_tile;
+            block bl = make_block(a, w / nsub, w % nsub, nqt - 1 - it / per_tile);
+            forward_block(o, lse, q, k, v, a, bl, b);
+        }
     }
 }
 
 /* ---- backward ---- */
 
-/* Packs the query-side tiles of (head, query tile) at offset `off` of q, dout and o: Qc = Q,
- * Xc = dO, and Di[r] = dO[r] . O[r]. */
-static void pack_query_side(tile_bufs b, const real *q, const real *dout, const real *o, size_t off,
-                            int nq, int D, int ld) {
-    pack_rows(b.Qc, q + off, nq, D, ld);
-    for (int r = 0; r < nq; r++) {
-        const real *x = dout + off + (size_t)r * ld, *y = o + off + (size_t)r * ld;
-        real *dst = b.Xc + (size_t)r * D, s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int d = 0; d < D; d++) {
-            dst[d] = x[d];
-            s += x[d] * y[d];
-        }
-        b.Di[r] = s;
-    }
-}
-
-/* On entry S = scale Q K^T and dS = dO V^T for one tile pair; on exit S = P (0 where masked) and
- * dS = P * (dO V^T - D). */
-static void tile_probs_grads(const ops_attn *a, const real *lse_h, const real *Di, int i0, int nq,
-                             int j0, int nk, tile_bufs b) {
-    bool full = tile_full(a, i0, i0 + nq, j0, j0 + nk);
-    for (int r = 0; r < nq; r++) {
-        real *s = b.S + (size_t)r * BK, *ds = b.dS + (size_t)r * BK;
-        int c0, c1;
-        row_cols(a, i0 + r, j0, j0 + nk, full, &c0, &c1);
-        real lse_i = lse_h[i0 + r], di = Di[r];
+/* On entry S = scale Q K^T and dS = dO V^T for a block and a key tile; on exit S = P (0 where
+ * masked) and dS = P * (dO V^T - D). */
+static void tile_probs_grads(const ops_attn *a, block bl, const real *lse, int j0, int nk,
+                             tile_bufs b) {
+    bool full = tile_full(a, bl.i0, bl.i0 + bl.nq, j0, j0 + nk);
+    for (int R = 0; R < bl.hs * bl.nq; R++) {
+        real *s = b.S + (size_t)R * BK, *ds = b.dS + (size_t)R * BK;
+        int i = bl.i0 + R % bl.nq, c0, c1;
+        row_cols(a, i, j0, j0 + nk, full, &c0, &c1);
+        real lse_i = lse[(size_t)(bl.h0 + R / bl.nq) * a->T + i], di = b.Di[R];
 #pragma omp simd
         for (int c = 0; c < nk; c++) {
             real p = (c >= c0 && c < c1) ? ops_exp(s[c] - lse_i) : 0;
@@ -255,43 +292,53 @@ static void tile_probs_grads(const ops_attn *a, const real *lse_h, const real *D
     }
 }
 
-static void dq_item(real *dq, const real *dout, const real *q, const real *k, const real *v,
-                    const real *o, const real *lse, const ops_attn *a, int h, int qt, tile_bufs b) {
-    int T = a->T, D = a->D, ldq = a->nH * D, ldk = a->nKV * D;
-    int g = h / (a->nH / a->nKV);
-    int i0 = qt * BQ, nq = EFT_MIN(T, i0 + BQ) - i0;
-    size_t qoff = ((size_t)i0 * a->nH + h) * D;
-    pack_query_side(b, q, dout, o, qoff, nq, D, ldq);
+/* S = scale Q K^T, dS = dO V^T, then both through tile_probs_grads, for key tile kt. */
+static void block_tile_grads(const ops_attn *a, block bl, const real *k, const real *v,
+                             const real *lse, int kt, tile_bufs b) {
+    int D = a->D, ldk = a->nKV * D, rows = bl.hs * bl.nq;
+    int j0 = kt * BK, nk = EFT_MIN(a->T, j0 + BK) - j0;
+    size_t koff = ((size_t)j0 * a->nKV + bl.g) * D;
+    gemm(false, true, rows, nk, D, (real)a->scale, b.Qc, D, k + koff, ldk, 0, b.S, BK);
+    gemm(false, true, rows, nk, D, 1, b.Xc, D, v + koff, ldk, 0, b.dS, BK);
+    tile_probs_grads(a, bl, lse, j0, nk, b);
+}
+
+static void dq_block(real *dq, const real *dout, const real *q, const real *k, const real *v,
+                     const real *o, const real *lse, const ops_attn *a, block bl, tile_bufs b) {
+    int D = a->D, ldk = a->nKV * D, rows = bl.hs * bl.nq;
+    pack_block(b, a, bl, q, dout, o);
     int kt0, kt1;
-    key_tiles(a, qt, &kt0, &kt1);
+    key_tiles(a, bl.i0 / BQ, &kt0, &kt1);
     for (int kt = kt0; kt < kt1; kt++) {
-        int j0 = kt * BK, nk = EFT_MIN(T, j0 + BK) - j0;
-        size_t koff = ((size_t)j0 * a->nKV + g) * D;
-        gemm(false, true, nq, nk, D, (real)a->scale, b.Qc, D, k + koff, ldk, 0, b.S, BK);
-        gemm(false, true, nq, nk, D, 1, b.Xc, D, v + koff, ldk, 0, b.dS, BK);
-        tile_probs_grads(a, lse + (size_t)h * T, b.Di, i0, nq, j0, nk, b);
-        gemm(false, false, nq, D, nk, (real)a->scale, b.dS, BK, k + koff, ldk, 1, dq + qoff, ldq);
+        int j0 = kt * BK, nk = EFT_MIN(a->T, j0 + BK) - j0;
+        block_tile_grads(a, bl, k, v, lse, kt, b);
+        const real *K = k + ((size_t)j0 * a->nKV + bl.g) * D;
+        gemm(false, false, rows, D, nk, (real)a->scale, b.dS, BK, K, ldk, kt > kt0, b.Ac, D);
+    }
+    for (int R = 0; R < rows; R++) {
+        real *dst = dq + qrow(a, bl, R);
+        const real *src = b.Ac + (size_t)R * D;
+#pragma omp simd
+        for (int d = 0; d < D; d++) dst[d] += src[d];
     }
 }
 
 static void dkdv_item(real *dk, real *dv, const real *dout, const real *q, const real *k,
                       const real *v, const real *o, const real *lse, const ops_attn *a, int g,
                       int kt, tile_bufs b) {
-    int T = a->T, D = a->D, ldq = a->nH * D, ldk = a->nKV * D, rep = a->nH / a->nKV;
-    int j0 = kt * BK, nk = EFT_MIN(T, j0 + BK) - j0;
+    int D = a->D, ldk = a->nKV * D, nsub = a->nH / a->nKV / block_heads(a);
+    int j0 = kt * BK, nk = EFT_MIN(a->T, j0 + BK) - j0;
     size_t koff = ((size_t)j0 * a->nKV + g) * D;
     int qt0, qt1;
     query_tiles(a, kt, &qt0, &qt1);
-    for (int h = g * rep; h < (g + 1) * rep; h++) {
+    for (int sub = 0; sub < nsub; sub++) {
         for (int qt = qt0; qt < qt1; qt++) {
-            int i0 = qt * BQ, nq = EFT_MIN(T, i0 + BQ) - i0;
-            size_t qoff = ((size_t)i0 * a->nH + h) * D;
-            pack_query_side(b, q, dout, o, qoff, nq, D, ldq);
-            gemm(false, true, nq, nk, D, (real)a->scale, b.Qc, D, k + koff, ldk, 0, b.S, BK);
-            gemm(false, true, nq, nk, D, 1, b.Xc, D, v + koff, ldk, 0, b.dS, BK);
-            tile_probs_grads(a, lse + (size_t)h * T, b.Di, i0, nq, j0, nk, b);
-            gemm(true, false, nk, D, nq, 1, b.S, BK, b.Xc, D, 1, dv + koff, ldk);
-            gemm(true, false, nk, D, nq, (real)a->scale, b.dS, BK, b.Qc, D, 1, dk + koff, ldk);
+            block bl = make_block(a, g, sub, qt);
+            int rows = bl.hs * bl.nq;
+            pack_block(b, a, bl, q, dout, o);
+            block_tile_grads(a, bl, k, v, lse, kt, b);
+            gemm(true, false, nk, D, rows, 1, b.S, BK, b.Xc, D, 1, dv + koff, ldk);
+            gemm(true, false, nk, D, rows, (real)a->scale, b.dS, BK, b.Qc, D, 1, dk + koff, ldk);
         }
     }
 }
@@ -303,14 +350,18 @@ void OPS(attention_backward)(real *dq, real *dk, real *dv, const real *dout, con
     int nt = omp_get_max_threads();
     assert(scratch_bytes >= OPS(attention_scratch_bytes)(a->D, nt));
     int nqt = (a->T + BQ - 1) / BQ, nkt = (a->T + BK - 1) / BK;
-    int qitems = nqt * a->nH, kitems = nkt * a->nKV;
+    int nsub = a->nH / a->nKV / block_heads(a), per_tile = a->nKV * nsub;
+    int qitems = nqt * per_tile, kitems = nkt * a->nKV;
 #pragma omp parallel num_threads(nt)
     {
         tile_bufs b = thread_bufs(scratch, a->D);
 #pragma omp for schedule(dynamic, 1) nowait
-        for (int it = 0; it < qitems; it++)
-            dq_item(dq, dout, q, k, v, o, lse, a, it % a->nH, nqt - 1 - it / a->nH, b);
-            /* Early key tiles are seen by the most queries: hand them out first. */
+        for (int it = 0; it < qitems; it++) {
+            int w = it % per_tile;
+            block bl = make_block(a, w / nsub, w % nsub, nqt - 1 - it / per_tile);
+            dq_block(dq, dout, q, k, v, o, lse, a, bl, b);
+        }
+        /* Early key tiles are seen by the most queries: hand them out first. */
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < kitems; it++)
             dkdv_item(dk, dv, dout, q, k, v, o, lse, a, it % a->nKV, it / a->nKV, b);

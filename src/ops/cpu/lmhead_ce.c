@@ -18,7 +18,7 @@
  */
 #include "ops/cpu/cpu.h"
 
-#define VT 256 /* vocab rows per tile: 256 x 5376 reals is 5.5 MB, shared by all threads */
+#define VT     256 /* vocab rows per tile: 256 x 5376 reals is 5.5 MB, shared by all threads */
 #define TC_MAX 256 /* tokens per chunk at most: a 256 x 256 logit tile is 256 KB, in L2 */
 
 /* Tokens per chunk: the largest of 256, 128, 64 that still gives every thread two chunks. BLAS
@@ -191,7 +191,8 @@ void OPS(lmhead_ce_backward)(real *dh, real *dE, const real *h, ops_weight E, co
     {
         int me = omp_get_thread_num(), team = omp_get_num_threads();
         real *Z = (real *)(threads + tb * me); /* [TC, VT] */
-        real *part = with_dE ? (real *)(threads + tb * me + reals_bytes((size_t)TC_MAX * VT)) : NULL;
+        real *part =
+            with_dE ? (real *)(threads + tb * me + reals_bytes((size_t)TC_MAX * VT)) : NULL;
         for (int v0 = 0; v0 < V; v0 += VT) {
             int nv = EFT_MIN(VT, V - v0);
             const real *Et = team_widen(E, v0, nv, H, etile); /* [nv, H] */
@@ -260,8 +261,8 @@ double OPS(lmhead_ce_eval)(real *nll, int64_t *count, const real *h, ops_weight 
         unsigned char *p = (unsigned char *)scratch + tb * me;
         real *etile = carve(&p, etile_bytes(H, E.dtype));
         real *Z = carve(&p, reals_bytes((size_t)TC_MAX * VT)); /* [TC, VT] */
-        real *run = carve(&p, reals_bytes(TC_MAX)); /* [TC] running lse */
-        real *ct = carve(&p, reals_bytes(TC_MAX)); /* [TC] capped target logit */
+        real *run = carve(&p, reals_bytes(TC_MAX));            /* [TC] running lse */
+        real *ct = carve(&p, reals_bytes(TC_MAX));             /* [TC] capped target logit */
         double sum = 0;
         int64_t n = 0;
 #pragma omp for schedule(static)
