@@ -31,10 +31,9 @@ def load_model(model_dir, adapter_dir):
     from transformers import AutoConfig
 
     cfg = AutoConfig.from_pretrained(model_dir)
-    if cfg.model_type == "gemma4_text":
-        cls = transformers.Gemma4ForCausalLM
-    else:
-        cls = transformers.Gemma4ForConditionalGeneration
+    # The class config.json names: Gemma4ForConditionalGeneration (the releases' wrapper),
+    # Gemma4UnifiedForConditionalGeneration (12B), Gemma4ForCausalLM (text only).
+    cls = getattr(transformers, cfg.architectures[0])
     model = cls.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
     model.eval()  # no dropout anywhere in Gemma 4's text model; eval keeps it explicit
     if adapter_dir:
@@ -70,7 +69,10 @@ def main():
         pos = torch.tensor([r["position_ids"]])
         # num_items_in_batch makes the loss a sum over this row divided by the total count of all
         # rows, so the gradients accumulated over the rows are those of the mean over all rows.
-        out = model(input_ids=ids, position_ids=pos, labels=labels, num_items_in_batch=total)
+        # use_cache=False as in training: with a cache, transformers stops finding packed
+        # documents from the position ids and lets them attend to each other.
+        out = model(input_ids=ids, position_ids=pos, labels=labels, num_items_in_batch=total,
+                    use_cache=False)
         out.loss.backward()
         loss_sum += out.loss.item()
         logits_all[i, : ids.shape[1]] = out.logits[0].detach()

@@ -23,6 +23,10 @@ const eft_command eft_commands[] = {
      "fine-tune a model from an Axolotl config (--dry-run: check everything, then stop)"},
     {"info", cmd_info, "eft info --model DIR [CONFIG.yaml] [FLAGS] (eft info --help)",
      "layer plan, parameter counts and memory plan"},
+    {"init-model", cmd_init_model, "eft init-model --preset NAME --out DIR [--seed N]",
+     "write a random tiny Gemma 4 checkpoint (eft init-model --list)"},
+    {"debug", cmd_debug, "eft debug loss --model DIR --input ROWS.jsonl [--dump-grads F]",
+     "loss, gradients and logits of packed rows, for checks against transformers"},
     {"config-schema", cmd_config_schema, "eft config-schema [--json]",
      "list the config keys: type, default, status, meaning"},
 };

@@ -1,0 +1,211 @@
+/* cmd_debug.c: `eft debug loss --model DIR --input ROWS.jsonl [--dump-grads F] [--dump-logits F]
+ * [--recompute]`.
+ *
+ * Runs packed rows ({"input_ids", "labels", "position_ids"} per line; position ids restart at 0
+ * in every packed document) through the model and prints {"loss": L, "tokens": N}: L is the mean
+ * cross-entropy over the labels that are not -100, after the shift (label t+1 scores logit t),
+ * over all rows together. --dump-grads writes dL/d(parameter) for every base parameter under its
+ * Hugging Face name; --dump-logits writes the soft-capped logits [N, V] of the rows laid end to
+ * end. This is the contract the golden tests against transformers run through
+ * (../shared/spec/design.md section 5).
+ */
+#include "cli/cli.h"
+
+#include "base/err.h"
+#include "base/fs.h"
+#include "io/json.h"
+#include "io/jsonl.h"
+#include "io/safetensors.h"
+#include "model/g4_config.h"
+#include "model/g4_model.h"
+#include "model/g4_plan.h"
+#include "model/g4_weights.h"
+#include "ops/ops.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *usage =
+    "usage: eft debug loss --model DIR --input ROWS.jsonl [--dump-grads OUT.safetensors]\n"
+    "                      [--dump-logits OUT.safetensors] [--recompute]\n"
+    "  ROWS.jsonl: one packed row per line, {\"input_ids\": [...], \"labels\": [...],\n"
+    "  \"position_ids\": [...]} (labels -100 where not trained; position ids restart at 0 in\n"
+    "  each packed document; they default to 0, 1, 2, ... when absent).\n"
+    "  Prints {\"loss\": L, \"tokens\": N}: the mean cross-entropy over the trained labels.\n";
+
+typedef struct rows {
+    int32_t *ids, *labels, *pos, *row_start; /* [N], [N], [N], [rows+1] */
+    int n, rows, cap;
+} rows;
+
+static void rows_push(rows *r, int32_t id, int32_t label, int32_t pos) {
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 1024;
+        r->ids = eft_realloc(r->ids, (size_t)r->cap * sizeof(int32_t));
+        r->labels = eft_realloc(r->labels, (size_t)r->cap * sizeof(int32_t));
+        r->pos = eft_realloc(r->pos, (size_t)r->cap * sizeof(int32_t));
+    }
+    r->ids[r->n] = id, r->labels[r->n] = label, r->pos[r->n] = pos;
+    r->n++;
+}
+
+/* One integer array field of a row, checked against [lo, hi] (or -100 when allow_ignore). */
+static int int_array(const cJSON *row, const char *key, const char *where, int64_t lo, int64_t hi,
+                     bool allow_ignore, const cJSON **out) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(row, key);
+    *out = a;
+    if (!a) return 0;
+    if (!cJSON_IsArray(a)) return eft_fail("%s: \"%s\" must be a list of integers.", where, key);
+    int i = 0;
+    for (const cJSON *v = a->child; v; v = v->next, i++) {
+        if (!eft_json_is_integer(v))
+            return eft_fail("%s: %s[%d] is not an integer.", where, key, i);
+        int64_t x = (int64_t)v->valuedouble;
+        if ((x < lo || x > hi) && !(allow_ignore && x == OPS_IGNORE_INDEX))
+            return eft_fail("%s: %s[%d] = %lld is outside [%lld, %lld]%s.", where, key, i,
+                            (long long)x, (long long)lo, (long long)hi,
+                            allow_ignore ? " (or -100)" : "");
+    }
+    return 0;
+}
+
+static int read_rows(const char *path, int64_t V, rows *r) {
+    eft_jsonl in;
+    if (eft_jsonl_open(&in, path)) return -1;
+    r->row_start = eft_malloc(sizeof(int32_t));
+    r->row_start[0] = 0;
+    cJSON *row;
+    int rc = 0;
+    while (!rc && (row = eft_jsonl_next(&in))) {
+        char where[1100];
+        snprintf(where, sizeof where, "%s:%d", path, in.line);
+        const cJSON *ids, *labels, *pos;
+        rc = int_array(row, "input_ids", where, 0, V - 1, false, &ids) ||
+             int_array(row, "labels", where, 0, V - 1, true, &labels) ||
+             int_array(row, "position_ids", where, 0, 1 << 30, false, &pos);
+        int n = ids ? cJSON_GetArraySize(ids) : 0;
+        if (!rc && n == 0) rc = eft_fail("%s: \"input_ids\" is missing or empty.", where);
+        if (!rc && !labels) rc = eft_fail("%s: \"labels\" is missing.", where);
+        if (!rc && (cJSON_GetArraySize(labels) != n || (pos && cJSON_GetArraySize(pos) != n)))
+            rc = eft_fail("%s: input_ids, labels and position_ids must have the same length.",
+                          where);
+        if (!rc) {
+            const cJSON *a = ids->child, *b = labels->child, *c = pos ? pos->child : NULL;
+            for (int t = 0; t < n; t++, a = a->next, b = b->next, c = c ? c->next : NULL)
+                rows_push(r, (int32_t)a->valuedouble, (int32_t)b->valuedouble,
+                          c ? (int32_t)c->valuedouble : t);
+            r->row_start = eft_realloc(r->row_start, (size_t)(r->rows + 2) * sizeof(int32_t));
+            r->row_start[++r->rows] = r->n;
+        }
+        cJSON_Delete(row);
+    }
+    if (!rc && eft_err_code()) rc = -1; /* a syntax error ended the loop */
+    if (!rc && r->rows == 0) rc = eft_fail("%s: no rows. Write one JSON object per line.", path);
+    eft_jsonl_close(&in);
+    return rc;
+}
+
+static int dump_grads(const g4_weights *w, const char *path) {
+    st_writer *wr = st_writer_new();
+    for (int i = 0; i < w->ts->n; i++) {
+        const g4_param *p = &w->params[i];
+        if (p->grad) st_writer_add(wr, p->t->name, ST_F32, p->t->ndim, p->t->shape, p->grad);
+    }
+    st_writer_meta(wr, "format", "pt");
+    int rc = st_writer_write(wr, path);
+    st_writer_free(wr);
+    return rc;
+}
+
+static int dump_logits(g4_model *m, const g4_batch *b, int64_t V, const char *path) {
+    float *logits = eft_malloc((size_t)b->N * (size_t)V * sizeof(float));
+    g4_logits(m, b, logits);
+    st_writer *wr = st_writer_new();
+    int64_t shape[2] = {b->N, V};
+    st_writer_add(wr, "logits", ST_F32, 2, shape, logits);
+    int rc = st_writer_write(wr, path);
+    st_writer_free(wr);
+    eft_free(logits);
+    return rc;
+}
+
+typedef struct loss_args {
+    const char *model, *input, *grads, *logits;
+    bool recompute;
+} loss_args;
+
+static int run_loss(const loss_args *a) {
+    char *cfg_path = eft_path_join(a->model, "config.json");
+    g4_config cfg;
+    int rc = g4_config_load(&cfg, cfg_path);
+    eft_free(cfg_path);
+    if (rc) return -1;
+    g4_plan plan;
+    g4_tensors ts;
+    g4_plan_build(&plan, &cfg);
+    g4_tensors_build(&plan, &ts);
+    for (int l = 0; l < plan.L && !rc; l++)
+        if (plan.layers[l].moe)
+            rc = eft_fail("%s: MoE layers are not supported by this build of eft yet.", a->model);
+    rows r = {0};
+    g4_weights w = {0};
+    if (!rc) rc = read_rows(a->input, plan.V, &r);
+    if (!rc) rc = g4_weights_load(&w, &plan, &ts, a->model, a->grads != NULL);
+    if (!rc) {
+        int32_t *target = eft_malloc((size_t)r.n * sizeof(int32_t));
+        g4_batch_targets(target, r.labels, r.row_start, r.rows, r.n);
+        g4_batch b = {r.n, r.ids, r.pos, target, r.row_start, r.rows};
+        g4_model m;
+        g4_model_init(&m, &plan, &w, r.n, a->recompute);
+        int64_t count = 0;
+        double sum = g4_forward(&m, &b, &count);
+        double loss = count ? sum / (double)count : 0.0;
+        if (a->grads && count) g4_backward(&m, &b, 1.0 / (double)count);
+        printf("{\"loss\": %.9g, \"tokens\": %lld}\n", loss, (long long)count);
+        if (a->grads) rc = dump_grads(&w, a->grads);
+        if (!rc && a->logits) rc = dump_logits(&m, &b, plan.V, a->logits);
+        g4_model_free(&m);
+        eft_free(target);
+        g4_weights_free(&w);
+    }
+    eft_free(r.ids), eft_free(r.labels), eft_free(r.pos), eft_free(r.row_start);
+    g4_tensors_free(&ts);
+    g4_plan_free(&plan);
+    g4_config_free(&cfg);
+    return rc;
+}
+
+int cmd_debug(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "loss"))
+        return eft_fail("debug: expected a subcommand: `eft debug loss ...` (see `eft debug loss "
+                        "--help`).");
+    loss_args a = {0};
+    for (int i = 2; i < argc; i++) {
+        int missing = 0;
+        const char *v;
+        if ((v = cli_flag_value(argc, argv, &i, "--model", &missing)))
+            a.model = v;
+        else if ((v = cli_flag_value(argc, argv, &i, "--input", &missing)))
+            a.input = v;
+        else if ((v = cli_flag_value(argc, argv, &i, "--dump-grads", &missing)))
+            a.grads = v;
+        else if ((v = cli_flag_value(argc, argv, &i, "--dump-logits", &missing)))
+            a.logits = v;
+        else if (missing)
+            return -1;
+        else if (!strcmp(argv[i], "--recompute"))
+            a.recompute = true;
+        else if (!strcmp(argv[i], "--adapter"))
+            return eft_fail("debug loss: --adapter is not supported by this build yet.");
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s", usage);
+            return 0;
+        } else
+            return eft_fail("debug loss: unknown argument \"%s\". Run `eft debug loss --help`.",
+                            argv[i]);
+    }
+    if (!a.model || !a.input)
+        return eft_fail("debug loss: --model DIR and --input ROWS.jsonl are required. Run `eft "
+                        "debug loss --help`.");
+    return run_loss(&a);
+}
