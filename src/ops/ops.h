@@ -126,8 +126,10 @@ void OPS(rmsnorm_backward)(ops_real *dx,         /* [N, C] += */
  * The table: cos/sin[t, i] of the angle pos[t] * inv_freq[i]. inv_freq comes from the model (fp32
  * as in Hugging Face: default 1/theta^(2i/D) for all pairs; proportional the same exponent over
  * the full D for the first n_rot pairs and 0 after, which makes those pairs pass through). The
- * angle and its cos/sin are computed in double and then rounded to ops_real: slightly more
- * accurate than Hugging Face, which multiplies in fp32 and then rounds cos/sin to bf16. */
+ * angle is the fp32 product pos * inv_freq, exactly as transformers forms it (also in an fp64
+ * model); its cos/sin are computed in double and rounded to ops_real. A more exact angle would
+ * move every q and k by ~1e-7 against the reference. (In bf16 training transformers then rounds
+ * cos/sin to bf16; eft keeps them in fp32.) */
 void OPS(rope_table)(ops_real *cos_,        /* [T, half] */
                      ops_real *sin_,        /* [T, half] */
                      const int32_t *pos,    /* [T] position ids (restart per document) */

@@ -14,8 +14,10 @@ void OPS(rope_table)(real *cos_, real *sin_, const int32_t *pos, const float *in
 #pragma omp parallel for if ((long)T * half > ROPE_PAR_MIN)
     for (int t = 0; t < T; t++) {
         for (int i = 0; i < half; i++) {
-            /* In double, then rounded: see ops.h for how this differs from Hugging Face. */
-            double ang = (double)pos[t] * (double)inv_freq[i];
+            /* The angle as transformers forms it, position_ids.float() * inv_freq in fp32 (even
+             * when the model runs in fp64): a more exact angle would be a different RoPE.
+             * cos/sin of that angle are then taken in double and rounded. */
+            float ang = (float)pos[t] * inv_freq[i];
             cos_[(size_t)t * half + i] = (real)cos(ang);
             sin_[(size_t)t * half + i] = (real)sin(ang);
         }
