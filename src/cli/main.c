@@ -8,6 +8,7 @@
 #include <string.h>
 
 static int cmd_help(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 static int cmd_version(int argc, char **argv) {
     printf("eft %s\n", EFT_VERSION);
     return 0;
@@ -19,6 +20,7 @@ static int cmd_version(int argc, char **argv) {
 const eft_command eft_commands[] = {
     {"help", cmd_help, "eft help [COMMAND]", "show the commands, or one command's usage"},
     {"version", cmd_version, "eft version", "print eft's version"},
+    {"tokenize", cmd_tokenize, "eft tokenize --tokenizer PATH [--no-special]", "text to ids, JSONL"},
 };
 const int eft_ncommands = (int)EFT_ARRAY_LEN(eft_commands);
 
