@@ -32,7 +32,11 @@ static char *line_text(const char *line, size_t n, size_t lineno, size_t *len) {
     char where[48];
     snprintf(where, sizeof where, "stdin:%zu", lineno);
     cJSON *o = eft_json_parse(line, n, where);
-    if (!o) return NULL;
+    if (!o) {
+        eft_fail("%s: not valid JSON; each line must be an object like {\"text\": \"Hello\"}.",
+                 where);
+        return NULL;
+    }
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(o, "text");
     char *s = NULL;
     if (!cJSON_IsObject(o) || !cJSON_IsString(text)) {

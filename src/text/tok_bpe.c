@@ -115,9 +115,9 @@ static void add_sym(tok_scratch *s, size_t *n, int32_t id, uint32_t len) {
     (*n)++;
 }
 
-/* BPE over one chunk w[0..n) whose nchars characters are in s->cid/s->clen; appends tokens. */
+/* BPE over one chunk w[0..n) whose nchars characters are cid/clen; appends tokens. */
 static void bpe_chunk(const tok_tokenizer *t, tok_scratch *s, const unsigned char *w, size_t n,
-                      size_t nchars) {
+                      const int32_t *cid, const uint32_t *clen, size_t nchars) {
     if (s->sym_cap < n + 1) {
         s->sym_cap = 2 * n + 16;
         s->sym = eft_realloc(s->sym, s->sym_cap * sizeof *s->sym);
@@ -126,11 +126,11 @@ static void bpe_chunk(const tok_tokenizer *t, tok_scratch *s, const unsigned cha
     }
     size_t nsym = 0, at = 0;
     uint32_t unk_len = 0; /* a pending <unk>, as Hugging Face holds it back to fuse */
-    for (size_t k = 0; k < nchars; at += s->clen[k++]) {
-        uint32_t len = s->clen[k];
-        if (s->cid[k] >= 0) {
+    for (size_t k = 0; k < nchars; at += clen[k++]) {
+        uint32_t len = clen[k];
+        if (cid[k] >= 0) {
             if (unk_len) add_sym(s, &nsym, t->unk_id, unk_len), unk_len = 0;
-            add_sym(s, &nsym, s->cid[k], len);
+            add_sym(s, &nsym, cid[k], len);
             continue;
         }
         bool bytes = t->byte_fallback;
@@ -148,19 +148,6 @@ static void bpe_chunk(const tok_tokenizer *t, tok_scratch *s, const unsigned cha
         if (s->sym[i].len) push_token(s, s->sym[i].id, s->sym[i].len);
 }
 
-static void emit_chunk(const tok_tokenizer *t, tok_scratch *s, const unsigned char *w, size_t n,
-                       size_t nchars) {
-    if (nchars == 1 && s->cid[0] >= 0) {
-        push_token(s, s->cid[0], (uint32_t)n);
-        return;
-    }
-    uint64_t h = eft_hash64(w, n) | 1;
-    if (tok_cache_get(s->cache, w, n, h, s)) return;
-    size_t first = s->ntok;
-    bpe_chunk(t, s, w, n, nchars);
-    tok_cache_put(s->cache, w, n, h, s->tid + first, s->tlen + first, s->ntok - first);
-}
-
 static bool can_split(const tok_tokenizer *t, uint32_t c1, uint32_t c2) {
     int i1 = c1 < 128 ? (int)c1 : c1 == 0x2581 ? 128 : -1;
     int i2 = c2 < 128 ? (int)c2 : c2 == 0x2581 ? 128 : -1;
@@ -168,6 +155,10 @@ static bool can_split(const tok_tokenizer *t, uint32_t c1, uint32_t c2) {
     uint64_t v;
     return !tok_u64map_get(&t->joins, (uint64_t)c1 << 21 | c2, &v);
 }
+
+/* Chunks are looked up this many ahead of use: the slot first, then (half as far ahead) the
+ * entry it points to, so that the cache misses of several chunks overlap. */
+#define AHEAD 16
 
 void tok_bpe_word(const tok_tokenizer *t, tok_scratch *s, const unsigned char *w, size_t n) {
     if (t->ignore_merges) {
@@ -177,22 +168,48 @@ void tok_bpe_word(const tok_tokenizer *t, tok_scratch *s, const unsigned char *w
             return;
         }
     }
+    /* 1. Characters, and the cuts between chunks: chunk k is bytes [cut[k], cut[k+1]) and
+     *    characters [first[k], first[k+1]); hash[k] is 0 for a one-character piece. */
     tok_scratch_reserve_chars(s, n);
-    size_t start = 0, nchars = 0;
+    size_t nchars = 0, nchunk = 0;
     uint32_t prev_cp = 0;
-    int32_t prev_id = -1;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         int len = tok_utf8_decode(w + i, &cp);
         int32_t id = tok_char_id(t, cp);
-        if (nchars && t->chunking && prev_id >= 0 && id >= 0 && can_split(t, prev_cp, cp)) {
-            emit_chunk(t, s, w + start, i - start, nchars);
-            start = i, nchars = 0;
+        if (!nchars ||
+            (t->chunking && s->cid[nchars - 1] >= 0 && id >= 0 && can_split(t, prev_cp, cp))) {
+            s->cut[nchunk] = (uint32_t)i;
+            s->first[nchunk++] = (uint32_t)nchars;
         }
         s->cid[nchars] = id;
         s->clen[nchars++] = (uint32_t)len;
-        prev_cp = cp, prev_id = id;
+        prev_cp = cp;
         i += (size_t)len;
     }
-    if (nchars) emit_chunk(t, s, w + start, n - start, nchars);
+    s->cut[nchunk] = (uint32_t)n;
+    s->first[nchunk] = (uint32_t)nchars;
+    for (size_t k = 0; k < nchunk; k++) {
+        size_t len = s->cut[k + 1] - s->cut[k];
+        bool single = s->first[k + 1] - s->first[k] == 1 && s->cid[s->first[k]] >= 0;
+        s->hash[k] = single ? 0 : eft_hash64(w + s->cut[k], len);
+        if (k < AHEAD && s->hash[k]) tok_cache_prefetch(s->cache, s->hash[k], false);
+    }
+    /* 2. Each chunk: a one-character piece, a cached chunk, or BPE (then cached). */
+    for (size_t k = 0; k < nchunk; k++) {
+        if (k + AHEAD < nchunk && s->hash[k + AHEAD])
+            tok_cache_prefetch(s->cache, s->hash[k + AHEAD], false);
+        if (k + AHEAD / 2 < nchunk && s->hash[k + AHEAD / 2])
+            tok_cache_prefetch(s->cache, s->hash[k + AHEAD / 2], true);
+        const unsigned char *c = w + s->cut[k];
+        size_t len = s->cut[k + 1] - s->cut[k], c0 = s->first[k];
+        if (!s->hash[k]) {
+            push_token(s, s->cid[c0], (uint32_t)len);
+        } else if (!tok_cache_get(s->cache, c, len, s->hash[k], s)) {
+            size_t before = s->ntok;
+            bpe_chunk(t, s, c, len, s->cid + c0, s->clen + c0, s->first[k + 1] - c0);
+            tok_cache_put(s->cache, c, len, s->hash[k], s->tid + before, s->tlen + before,
+                          s->ntok - before);
+        }
+    }
 }

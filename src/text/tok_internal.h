@@ -247,9 +247,10 @@ typedef struct tok_scratch {
     int32_t *tid;
     uint32_t *tlen;
     size_t ntok, tok_cap;
-    /* one chunk's characters and BPE state */
+    /* one word's characters and chunks (tok_bpe.c), and a chunk's BPE state */
     int32_t *cid;
-    uint32_t *clen;
+    uint32_t *clen, *cut, *first;
+    uint64_t *hash;
     size_t chars_cap;
     struct tok_sym {
         int32_t id, prev, next;
@@ -279,10 +280,13 @@ void tok_bpe_word(const tok_tokenizer *t, tok_scratch *s, const unsigned char *w
 
 tok_cache *tok_cache_new(void);
 void tok_cache_free(tok_cache *c);
-/* On a hit appends the cached tokens of key[0..n) (hash h, never 0) to s->tid/s->tlen. */
+/* On a hit appends the cached tokens of key[0..n) (h: its eft_hash64) to s->tid/s->tlen. */
 bool tok_cache_get(tok_cache *c, const unsigned char *key, size_t n, uint64_t h, tok_scratch *s);
 void tok_cache_put(tok_cache *c, const unsigned char *key, size_t n, uint64_t h, const int32_t *ids,
                    const uint32_t *lens, size_t ntok);
+/* Starts loading what a lookup of hash h will read: its slot, or (entry) the entry that slot
+ * points to, which needs the slot already loaded to be of use. */
+void tok_cache_prefetch(const tok_cache *c, uint64_t h, bool entry);
 
 /* ---- pipeline steps (tok_pipeline.c) ---- */
 

@@ -266,6 +266,32 @@ static size_t replace(const tok_replace *r, const unsigned char *src, size_t n, 
                       const uint32_t *eo, size_t base, unsigned char *dst, uint32_t *dso,
                       uint32_t *deo) {
     size_t o = 0;
+    /* Gemma's " " -> "▁" (a one-byte pattern, dense matches): byte loops beat memchr */
+    unsigned char p = (unsigned char)r->pat[0];
+    if (r->pat_len == 1 && !dso) {
+        for (size_t i = 0; i < n; i++) {
+            if (src[i] != p) {
+                dst[o++] = src[i];
+                continue;
+            }
+            for (uint32_t k = 0; k < r->content_len; k++) dst[o++] = (unsigned char)r->content[k];
+        }
+        return o;
+    }
+    if (r->pat_len == 1 && !so) { /* with offsets, from the original text */
+        for (size_t i = 0; i < n;) {
+            size_t len = src[i] < 0x80 ? 1 : src[i] < 0xE0 ? 2 : src[i] < 0xF0 ? 3 : 4;
+            const unsigned char *from = src[i] == p ? (const unsigned char *)r->content : src + i;
+            size_t count = src[i] == p ? r->content_len : len;
+            for (size_t k = 0; k < count; k++) {
+                dst[o + k] = from[k];
+                dso[o + k] = (uint32_t)(base + i), deo[o + k] = (uint32_t)(base + i + len);
+            }
+            o += count;
+            i += len;
+        }
+        return o;
+    }
     for (size_t i = 0; i < n;) {
         size_t m = find(r, src, i, n);
         memcpy(dst + o, src + i, m - i);
@@ -292,6 +318,11 @@ static size_t replace(const tok_replace *r, const unsigned char *src, size_t n, 
 
 static size_t replaced_len(const tok_replace *r, const unsigned char *s, size_t n) {
     size_t out = n;
+    if (r->pat_len == 1) {
+        size_t count = 0;
+        for (size_t i = 0; i < n; i++) count += s[i] == (unsigned char)r->pat[0];
+        return n + count * r->content_len - count;
+    }
     for (size_t i = find(r, s, 0, n); i < n; i = find(r, s, i + r->pat_len, n))
         out = out - r->pat_len + r->content_len;
     return out;

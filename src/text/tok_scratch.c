@@ -70,6 +70,9 @@ static void scratch_free(tok_scratch *s) {
     eft_free(s->tlen);
     eft_free(s->cid);
     eft_free(s->clen);
+    eft_free(s->cut);
+    eft_free(s->first);
+    eft_free(s->hash);
     eft_free(s->sym);
     eft_free(s->heap_key);
     eft_free(s->heap_new);
@@ -126,5 +129,8 @@ void tok_scratch_reserve_chars(tok_scratch *s, size_t n) {
     size_t c = grown(s->chars_cap, n);
     s->cid = eft_realloc(s->cid, c * sizeof *s->cid);
     s->clen = eft_realloc(s->clen, c * sizeof *s->clen);
+    s->cut = eft_realloc(s->cut, (c + 1) * sizeof *s->cut);
+    s->first = eft_realloc(s->first, (c + 1) * sizeof *s->first);
+    s->hash = eft_realloc(s->hash, (c + 1) * sizeof *s->hash);
     s->chars_cap = c;
 }
