@@ -201,12 +201,13 @@ static int build_tries(tok_tokenizer *t) {
 }
 
 int tok_added_load(tok_tokenizer *t, const cJSON *list) {
-    if (!list || cJSON_IsNull(list)) return build_tries(t);
-    if (!cJSON_IsArray(list))
+    bool none = !list || cJSON_IsNull(list);
+    if (!none && !cJSON_IsArray(list))
         return eft_fail("%s: \"added_tokens\" must be a list. Check the file.", t->name);
-    size_t n = (size_t)cJSON_GetArraySize(list);
+    size_t n = none ? 0 : (size_t)cJSON_GetArraySize(list);
     t->added = eft_calloc(n + 1, sizeof *t->added);
     tok_strmap_init(&t->added_map, n);
+    if (none) return build_tries(t);
     int32_t next_id = t->n_model;
     int rc = 0;
     size_t i = 0;

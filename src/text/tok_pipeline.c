@@ -390,9 +390,6 @@ static size_t split_range(const tok_split *sp, const unsigned char *text, size_t
     size_t n = 0;
     bool prev_match = false;
     enum tok_split_behavior bh = sp->behavior;
-    /* Segments alternate between text and matches; MergedWithNext runs right to left, which
-     * here means: a match glues to the text after it, so it opens the next piece. */
-    bool glue_next = false;
     for (size_t i = a; i < b;) {
         size_t m = a + find(&pat, text + a, i - a, b - a);
         size_t seg_end[2] = {m, m < b ? m + sp->pat_len : m};
@@ -413,9 +410,9 @@ static size_t split_range(const tok_split *sp, const unsigned char *text, size_t
                 extend = (bool)is_match == prev_match && n;
                 break;
             case TOK_SPLIT_MERGED_NEXT:
-                /* HF folds from the right: a match joins the following text unless the next
-                 * segment is a match too; a text segment joins a preceding lone match. */
-                extend = !is_match && glue_next && n;
+                /* HF folds from the right: a match joins the text right after it. Read left to
+                 * right, text extends the piece a match just opened. */
+                extend = !is_match && prev_match && n;
                 break;
             }
             if (extend)
@@ -423,7 +420,6 @@ static size_t split_range(const tok_split *sp, const unsigned char *text, size_t
             else
                 out[2 * n] = s0, out[2 * n + 1] = s1, n++;
         next_seg:
-            if (bh == TOK_SPLIT_MERGED_NEXT) glue_next = is_match;
             prev_match = is_match;
         }
         i = seg_end[1];

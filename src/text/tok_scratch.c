@@ -40,6 +40,7 @@ tok_scratch *tok_scratch_get(const tok_tokenizer *t) {
     if (!s) {
         s = eft_calloc(1, sizeof *s);
         s->cache = tok_cache_new();
+        tok_scratch_reserve_tokens(s, 256); /* never NULL, even for a word that gives none */
         if (r->n == r->cap) {
             r->cap = r->cap ? 2 * r->cap : 4;
             r->owner = eft_realloc(r->owner, r->cap * sizeof *r->owner);
