@@ -363,6 +363,14 @@ static void test_added_beyond_model(void **state) {
     /* the longest match wins where two start at the same place */
     CHECK(t, "<t><t>x<t><t>ab", L(12, 11, 11, 5), L(0, 7, 10, 13), L(7, 10, 13, 15));
     tok_free(t);
+
+    /* no added_tokens at all (a crash the fuzzer found): nothing to match, lookups still work */
+    t = load_mini((mini){.added = "null"});
+    assert_non_null(t);
+    assert_int_equal(tok_id(t, "<s>"), 1);
+    assert_false(tok_is_special(t, 1));
+    CHECK(t, "<s>ab", L(0, 5), L(0, 3), L(3, 5)); /* "<s>" is plain text: one fused <unk> */
+    tok_free(t);
 }
 
 int main(void) {
