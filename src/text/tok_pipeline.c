@@ -42,6 +42,8 @@ static int string_pattern(tok_tokenizer *t, const cJSON *o, const char *section,
                         section);
     size_t n = strlen(s->valuestring);
     if (!n) return eft_fail("%s: %s: the pattern is empty. Fix the file.", t->name, section);
+    if (tok_utf8_check((const unsigned char *)s->valuestring, n) != n)
+        return eft_fail("%s: %s: the pattern is not valid UTF-8. Fix the file.", t->name, section);
     *pat = tok_pool_add(t, s->valuestring, n);
     *len = (uint32_t)n;
     return 0;
@@ -54,12 +56,16 @@ static int replace_step(tok_tokenizer *t, const cJSON *o, const char *section, t
         return eft_fail("%s: %s: Replace needs a \"content\" string. Fix the file.", t->name,
                         section);
     r->content_len = (uint32_t)strlen(content->valuestring);
+    if (tok_utf8_check((const unsigned char *)content->valuestring, r->content_len) !=
+        r->content_len)
+        return eft_fail("%s: %s: the Replace content is not valid UTF-8. Fix the file.", t->name,
+                        section);
     r->content = tok_pool_add(t, content->valuestring, r->content_len);
     return 0;
 }
 
 /* Appends the steps of one section's object (a Sequence is walked recursively, as deep as cJSON
- * nests, which it limits). parse_one handles a leaf and returns 0 or -1. */
+ * nests, which it limits). leaf handles one step and returns 0 or -1. */
 typedef int (*leaf_fn)(tok_tokenizer *t, const cJSON *o, const char *type);
 
 static int walk(tok_tokenizer *t, const cJSON *o, const char *section, const char *list_key,

@@ -324,6 +324,11 @@ static void test_malformed(void **state) {
     expect_refused((mini){.normalizer = "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" +\"},"
                                         "\"content\":\"_\"}"},
                    "a Regex pattern is not supported");
+    /* cJSON passes raw bytes through: a Replace writing bad UTF-8 would corrupt every text */
+    expect_refused((mini){.normalizer = "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},"
+                                        "\"content\":\"\xFF\"}"},
+                   "the Replace content is not valid UTF-8");
+    expect_refused((mini){.vocab = "{\"<unk>\":0,\"<s>\":1,\"a\xC3\":2}"}, "is not valid UTF-8");
     expect_refused((mini){.pre_tokenizer = "{\"type\":\"Metaspace\"}"},
                    "the Metaspace pre-tokenizer is not supported");
     expect_refused((mini){.pre_tokenizer = "{\"type\":\"Split\",\"pattern\":{\"String\":\"b\"},"
