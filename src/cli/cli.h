@@ -19,6 +19,7 @@ int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
 int cmd_debug(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_config_schema(int argc, char **argv);
 
 /* Small shared helpers for flag parsing: "--flag value" or "--flag=value". Returns the value

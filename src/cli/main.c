@@ -29,6 +29,8 @@ const eft_command eft_commands[] = {
      "loss, gradients and logits of packed rows, for checks against transformers"},
     {"config-schema", cmd_config_schema, "eft config-schema [--json]",
      "list the config keys: type, default, status, meaning"},
+    {"tokenize", cmd_tokenize, "eft tokenize --tokenizer PATH [--no-special]",
+     "JSONL {\"text\"} lines on stdin to {\"ids\"} lines on stdout"},
 };
 const int eft_ncommands = (int)EFT_ARRAY_LEN(eft_commands);
 
