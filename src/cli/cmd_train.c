@@ -3,7 +3,8 @@
  * Reads the Axolotl config, applies command-line overrides, and checks everything that can be
  * checked before training: the config's types and rules, that base_model, the tokenizer and the
  * datasets are on this machine, the model's config.json and layer plan, the features this build
- * has, and the memory plan. --dry-run stops there with exit 0 (or 1 at the first problem).
+ * has, the memory plan, and that the checkpoint holds every tensor with the right shape. --dry-run
+ * stops there with exit 0 (or 1 at the first problem).
  */
 #include "cli/cli.h"
 
@@ -15,6 +16,7 @@
 #include "model/g4_memory.h"
 #include "model/g4_plan.h"
 #include "model/g4_report.h"
+#include "model/g4_weights.h"
 #include "train/run_config.h"
 
 #include <stdio.h>
@@ -97,6 +99,20 @@ static int load_model_plan(train_run *r) {
     return 0;
 }
 
+/* Every tensor the plan needs is in the checkpoint with the right shape and a readable dtype.
+ * Frozen bf16 weights are only mapped, not read, so this costs little even for 31B. */
+static int check_weights(train_run *r) {
+    g4_weights w;
+    if (g4_weights_load(&w, &r->plan, &r->ts, r->cfg.base_model_path, false)) return -1;
+    int64_t bytes = 0;
+    for (int i = 0; i < r->ts.n; i++)
+        bytes += r->ts.t[i].numel * (w.params[i].w.dtype == OPS_W_BF16 ? 2 : 4);
+    printf("weights     %d tensors of %s bound (%.2f GiB)\n", r->ts.n, r->cfg.base_model_path,
+           (double)bytes / (1024.0 * 1024.0 * 1024.0));
+    g4_weights_free(&w);
+    return 0;
+}
+
 static int dry_run_report(train_run *r) {
     g4_run_shape shape;
     if (trn_run_shape(&r->cfg, &r->plan, &r->ts, &shape)) return -1;
@@ -128,6 +144,7 @@ int cmd_train(int argc, char **argv) {
     if (!rc) rc = load_model_plan(&r);
     if (!rc) rc = trn_check_buildable(&r.cfg, &r.plan);
     if (!rc) rc = dry_run_report(&r);
+    if (!rc) rc = check_weights(&r);
     if (!rc && dry) printf("\ndry run: %s checks out; a training run could start.\n", r.cfg.path);
     if (!rc && !dry)
         rc = eft_fail("train: this build of eft stops after the checks above (training runs are "

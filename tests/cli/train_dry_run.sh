@@ -64,11 +64,15 @@ if [ -d "$ex" ]; then
   check "31b-qlora with the model cached: load_in_4bit not built" 1 \
     "31b-qlora.yaml:30:15: load_in_4bit:" "not supported by this build of eft yet" \
     "no effect in eft: plugins, liger_layer_norm" -- train "$ex/gemma4/31b-qlora.yaml" --dry-run
-  check "31b with LoRA overrides: passes" 0 "Gemma 4 31B-shaped" "30,697,345,280" \
+  # With LoRA overrides the plan and the memory plan print; then the weights are checked, and
+  # this cache holds only config.json.
+  check "31b with LoRA overrides: plan, then the missing weights" 1 "Gemma 4 31B-shaped" \
+    "30,697,345,280" \
     "memory plan (T=2048, micro batch 1, weights bf16, LoRA r=16 on q,k,v,o,gate,up,down" \
-    "dry run:" "checks out" -- train "$ex/gemma4/31b-qlora.yaml" --dry-run \
+    "holds neither model.safetensors nor model.safetensors.index.json" \
+    -- train "$ex/gemma4/31b-qlora.yaml" --dry-run \
     --load-in-4bit false --adapter lora --optimizer=adamw_torch
-  check "override reaches the plan" 0 "T=4096, micro batch 2" -- \
+  check "override reaches the plan" 1 "T=4096, micro batch 2" -- \
     train "$ex/gemma4/31b-qlora.yaml" --dry-run --load_in_4bit=false --adapter lora \
     --optimizer adamw_torch --sequence-len 4096 --micro_batch_size 2
   snap=$(cache_repo models google/gemma-4-26B-A4B)
@@ -81,9 +85,9 @@ if [ -d "$ex" ]; then
   rm -rf "$HF_HUB_CACHE"
 fi
 
-# Configs made here, against a local model folder.
-mkdir -p "$tmp/model" "$tmp/data"
-cp "$data/e4b/config.json" "$tmp/model/"
+# Configs made here, against a local tiny model (E4B-shaped: PLE, KV sharing) with real weights.
+mkdir -p "$tmp/data"
+"$eft" init-model --preset tiny-e4b --out "$tmp/model" --seed 1 >/dev/null || exit 1
 echo '{}' >"$tmp/model/tokenizer.json"
 echo '{"messages": []}' >"$tmp/data/train.jsonl"
 base="base_model: $tmp/model
@@ -95,8 +99,8 @@ lora_r: 8
 lora_alpha: 16
 learning_rate: 1e-4"
 printf '%s\nlora_target_modules: [q_proj, v_proj]\n' "$base" >"$tmp/ok.yaml"
-check "local model: passes" 0 "E4B-shaped" "LoRA r=8 on q,v" "checks out" \
-  -- train "$tmp/ok.yaml" --dry-run
+check "local model: passes" 0 "custom Gemma 4 shape" "LoRA r=8 on q,v" \
+  "weights     " "tensors of $tmp/model bound" "checks out" -- train "$tmp/ok.yaml" --dry-run
 check "print-config" 0 "lora_r: 8" "learning_rate: 0.0001" -- train "$tmp/ok.yaml" --dry-run \
   --print-config
 printf '%s\nlora_target_modules: "model.language_model.layers.[0-9]+.mlp.gate_proj"\n' "$base" \
@@ -107,6 +111,10 @@ printf '%s\nlora_target_modules: "model.layers.[0-9]+.self_attn.q_proj"\n' "$bas
 check "regex matching nothing" 1 "nomatch.yaml:9:22: lora_target_modules: matches none" \
   "model.language_model.layers.0.self_attn.q_proj" -- train "$tmp/nomatch.yaml" --dry-run
 printf '%s\nlora_target_modules: "layers.(q_proj"\n' "$base" >"$tmp/badre.yaml"
+cp "$tmp/model/model.safetensors" "$tmp/good.safetensors"
+head -c 4000 "$tmp/good.safetensors" >"$tmp/model/model.safetensors"
+check "truncated weights" 1 "model.safetensors" -- train "$tmp/ok.yaml" --dry-run
+cp "$tmp/good.safetensors" "$tmp/model/model.safetensors"
 check "invalid regex" 1 "badre.yaml:9:22: lora_target_modules: not a valid regular expression" \
   -- train "$tmp/badre.yaml" --dry-run
 printf '%s\nlora_target_linear: true\nlora_r: sixteen\n' "$base" | sed '/^lora_r: 8$/d' \

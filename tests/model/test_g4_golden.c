@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *golden_dir(void) { return eft_path_join(EFT_SOURCE_DIR, "tests/data_files/golden"); }
+static char *golden_dir(void) {
+    return eft_path_join(EFT_SOURCE_DIR, "tests/data_files/golden");
+}
 
 static double parse_loss(const char *out, long *tokens) {
     const char *l = strstr(out, "\"loss\": ");
@@ -121,9 +123,11 @@ static void check_golden(const char *preset, const char *flags, const char *stem
         if (!e) fail_msg("%s: eft has no gradient for %s", stem, r->name + 5);
         assert_int_equal(e->numel, r->numel);
         double *a = as_f64(e), *b = as_f64(r), num = 0, den = 0;
-        for (int64_t k = 0; k < r->numel; k++) num += (a[k] - b[k]) * (a[k] - b[k]), den += b[k] * b[k];
+        for (int64_t k = 0; k < r->numel; k++)
+            num += (a[k] - b[k]) * (a[k] - b[k]), den += b[k] * b[k];
         double rel = sqrt(num) / fmax(sqrt(den), 1e-30);
-        if (!(rel <= 1e-4)) fail_msg("%s: gradient of %s: relative L2 error %g", stem, e->name, rel);
+        if (!(rel <= 1e-4))
+            fail_msg("%s: gradient of %s: relative L2 error %g", stem, e->name, rel);
         eft_free(a);
         eft_free(b);
     }
@@ -157,17 +161,30 @@ static void check_golden(const char *preset, const char *flags, const char *stem
     test_tmpdir_cleanup(tmp);
 }
 
-static void test_e2b(void **state) { check_golden("tiny-e2b", "", "tiny-e2b"); }
-static void test_e2b_text(void **state) { check_golden("tiny-e2b", "--text-only", "tiny-e2b-text"); }
-static void test_e4b(void **state) { check_golden("tiny-e4b", "", "tiny-e4b"); }
-static void test_12b(void **state) { check_golden("tiny-12b", "", "tiny-12b"); }
-static void test_31b(void **state) { check_golden("tiny-31b", "", "tiny-31b"); }
-static void test_31b_text(void **state) { check_golden("tiny-31b", "--text-only", "tiny-31b-text"); }
+static void test_e2b(void **state) {
+    check_golden("tiny-e2b", "", "tiny-e2b");
+}
+static void test_e2b_text(void **state) {
+    check_golden("tiny-e2b", "--text-only", "tiny-e2b-text");
+}
+static void test_e4b(void **state) {
+    check_golden("tiny-e4b", "", "tiny-e4b");
+}
+static void test_12b(void **state) {
+    check_golden("tiny-12b", "", "tiny-12b");
+}
+static void test_31b(void **state) {
+    check_golden("tiny-31b", "", "tiny-31b");
+}
+static void test_31b_text(void **state) {
+    check_golden("tiny-31b", "--text-only", "tiny-31b-text");
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_e2b), cmocka_unit_test(test_e2b_text), cmocka_unit_test(test_e4b),
-        cmocka_unit_test(test_12b), cmocka_unit_test(test_31b),      cmocka_unit_test(test_31b_text),
+        cmocka_unit_test(test_e2b), cmocka_unit_test(test_e2b_text),
+        cmocka_unit_test(test_e4b), cmocka_unit_test(test_12b),
+        cmocka_unit_test(test_31b), cmocka_unit_test(test_31b_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
