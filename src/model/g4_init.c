@@ -26,6 +26,9 @@ const g4_preset g4_presets[] = {
     {"tiny-31b", "31B", false, 128, 16, 24, 6, 8, 4, 6, 12, 2, true, 6, 5, 0, 0, false, 0, 0, 0},
     {"tiny-26b-a4b", "26B-A4B", false, 128, 16, 24,    6, 4, 2, 6, 12, 1,
      true,           6,         5,     0,   0,  false, 4, 2, 8},
+    /* 31B-shaped at ~125M parameters: the speed benchmark's model (bench/bench_model.sh). */
+    {"bench-31b", "31B", false, 32768, 1024, 4096, 6, 8, 4, 128, 256, 1, true, 6, 512, 0, 0,
+     false, 0, 0, 0},
     /* The demo's model: 31B-shaped, big enough to learn a small task on a laptop CPU. */
     {"demo-31b", "31B", false, 512, 144, 384, 4,     4, 2, 32, 64,
      1,          true,  4,     64,  0,   0,   false, 0, 0, 0},
