@@ -192,7 +192,7 @@ void tok_bpe_word(const tok_tokenizer *t, tok_scratch *s, const unsigned char *w
     for (size_t k = 0; k < nchunk; k++) {
         size_t len = s->cut[k + 1] - s->cut[k];
         bool single = s->first[k + 1] - s->first[k] == 1 && s->cid[s->first[k]] >= 0;
-        s->hash[k] = single ? 0 : eft_hash64(w + s->cut[k], len);
+        s->hash[k] = single ? 0 : eft_hash64(w + s->cut[k], len) | 1; /* 0 marks single */
         if (k < AHEAD && s->hash[k]) tok_cache_prefetch(s->cache, s->hash[k], false);
     }
     /* 2. Each chunk: a one-character piece, a cached chunk, or BPE (then cached). */

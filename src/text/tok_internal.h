@@ -258,7 +258,7 @@ typedef struct tok_scratch {
     } * sym;
     uint64_t *heap_key; /* rank << 32 | position */
     int32_t *heap_new;
-    size_t sym_cap, heap_cap;
+    size_t sym_cap; /* heap: 3 * sym_cap */
     tok_cache *cache;
 } tok_scratch;
 
