@@ -1,7 +1,7 @@
 /* tok_bpe.c: byte-pair encoding of one pre-tokenized word, exactly as Hugging Face's BPE model.
  *
  * The merge loop is Hugging Face's: the word starts as one symbol per character (a character
- * missing from the vocabulary becomes its "<0xXX>" byte pieces, or <unk>, fused when fuse_unk),
+ * missing from the vocabulary becomes its "<0xHH>" byte pieces, or <unk>, fused when fuse_unk),
  * then the pair of adjacent symbols with the lowest merge rank is merged, leftmost first, until
  * no adjacent pair has a merge. A binary heap of (rank, position) with lazy deletion does it in
  * O(n log n).
