@@ -1,7 +1,7 @@
 /* tok_bpe.c: byte-pair encoding of one pre-tokenized word, exactly as Hugging Face's BPE model.
  *
  * The merge loop is Hugging Face's: the word starts as one symbol per character (a character
- * missing from the vocabulary becomes its "<0xXX>" byte pieces, or <unk>, fused when fuse_unk),
+ * missing from the vocabulary becomes its "<0xHH>" byte pieces, or <unk>, fused when fuse_unk),
  * then the pair of adjacent symbols with the lowest merge rank is merged, leftmost first, until
  * no adjacent pair has a merge. A binary heap of (rank, position) with lazy deletion does it in
  * O(n log n).
@@ -192,7 +192,7 @@ void tok_bpe_word(const tok_tokenizer *t, tok_scratch *s, const unsigned char *w
     for (size_t k = 0; k < nchunk; k++) {
         size_t len = s->cut[k + 1] - s->cut[k];
         bool single = s->first[k + 1] - s->first[k] == 1 && s->cid[s->first[k]] >= 0;
-        s->hash[k] = single ? 0 : eft_hash64(w + s->cut[k], len);
+        s->hash[k] = single ? 0 : eft_hash64(w + s->cut[k], len) | 1; /* 0 marks single */
         if (k < AHEAD && s->hash[k]) tok_cache_prefetch(s->cache, s->hash[k], false);
     }
     /* 2. Each chunk: a one-character piece, a cached chunk, or BPE (then cached). */

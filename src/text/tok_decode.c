@@ -2,7 +2,7 @@
  *
  * As Hugging Face decodes: ids become their pieces (an added token's content first), ids that
  * name no token are dropped, special tokens too when asked; then each decoder step rewrites the
- * list of strings (Replace and Strip per string, ByteFallback turning runs of "<0xXX>" pieces
+ * list of strings (Replace and Strip per string, ByteFallback turning runs of "<0xHH>" pieces
  * into their UTF-8 text, or one U+FFFD per byte when the run is not valid UTF-8, Fuse joining
  * all), and the strings are joined. Without a decoder, pieces are joined with spaces.
  */
@@ -48,7 +48,7 @@ static int hex(char c) {
                                   : -1;
 }
 
-/* The byte a "<0xXX>" piece stands for, or -1. Rust's u8::from_str_radix, which HF uses,
+/* The byte a "<0xHH>" piece stands for, or -1. Rust's u8::from_str_radix, which HF uses,
  * also reads "+X" as one hex digit. */
 static int byte_piece(const char *s, size_t n) {
     if (n != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;

@@ -143,7 +143,7 @@ struct tok_tokenizer {
     int32_t ascii_id[128];    /* single-character pieces, by code point, -1 when absent */
     int32_t *bmp_id;          /* [0x10000] the same for the Basic Multilingual Plane */
     tok_u64map astral_id;     /* and for the planes above it */
-    int32_t byte_id[256];     /* "<0xXX>" pieces for byte fallback, -1 when absent */
+    int32_t byte_id[256];     /* "<0xHH>" pieces for byte fallback, -1 when absent */
     int32_t unk_id;           /* the model's unk_token, -1 if none */
     bool byte_fallback, fuse_unk, ignore_merges;
 
@@ -258,7 +258,7 @@ typedef struct tok_scratch {
     } * sym;
     uint64_t *heap_key; /* rank << 32 | position */
     int32_t *heap_new;
-    size_t sym_cap, heap_cap;
+    size_t sym_cap; /* heap: 3 * sym_cap */
     tok_cache *cache;
 } tok_scratch;
 

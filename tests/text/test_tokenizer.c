@@ -271,7 +271,7 @@ static void test_handmade(void **state) {
     EXPECT(t, "<start_of_turn><end_of_turn>", false, 105, 106);
     EXPECT(t, "\n\n", false, 108);  /* runs of newlines are added tokens */
     EXPECT(t, "<bos>", true, 2, 2); /* written in the text, <bos> is matched too */
-    /* U+15E8B is not in the vocabulary: its four UTF-8 bytes as <0xXX> pieces */
+    /* U+15E8B is not in the vocabulary: its four UTF-8 bytes as <0xHH> pieces */
     const int32_t a = tok_id(t, "a"), b = tok_id(t, "b");
     EXPECT(t,
            "a\xF0\x95\xBA\x8B"
