@@ -235,11 +235,11 @@ int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s
     memset(m, 0, sizeof *m);
     if (check_shape(p, s)) return -1;
     bool full = s->train == G4_TRAIN_FULL;
-    int64_t max_in = p->H; /* the tied LM head reads [V, H] */
+    int64_t max_linear = 0; /* elements of the largest linear map (one map of an expert tensor) */
     for (int i = 0; i < ts->n; i++) {
         const g4_tensor *t = &ts->t[i];
         bool buffer = t->group == G4_GROUP_BUFFER;
-        if (t->linear) max_in = EFT_MAX(max_in, t->in);
+        if (t->linear) max_linear = EFT_MAX(max_linear, t->in * t->out);
         if (full) {
             m->weights += (buffer ? 2 : 4) * t->numel; /* buffers stay bf16, untrained */
             if (!buffer) m->trainable += t->numel;
@@ -283,7 +283,8 @@ int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s
                       ((int64_t)G4_MEM_LOSS_TOKENS * G4_MEM_LOSS_VOCAB_TILE /* logits tile */
                        + (int64_t)G4_MEM_LOSS_TOKENS * p->H                 /* d x_final partial */
                        + 4 * G4_MEM_LOSS_TOKENS); /* max, sum, target, label */
-    m->scratch_gemm = full ? 0 : 4 * T * G4_MEM_GEMM_SLAB_ROWS * max_in;
+    /* One fp32 slab of a frozen weight, widened by all threads together (ops linear.c). */
+    m->scratch_gemm = full ? 0 : EFT_MIN((int64_t)G4_MEM_GEMM_SLAB_BYTES, 4 * max_linear);
     m->scratch_grad = 2 * 4 * N * p->H /* d residual: the current and the next */
                       + full_max;      /* gradients of one layer's kept tensors */
     for (int l = 0; l < p->L; l++) {

@@ -58,7 +58,7 @@ enum {
     G4_MEM_ATTN_TILE = 64,         /* attention: query and key tile rows */
     G4_MEM_LOSS_TOKENS = 256,      /* fused loss: tokens per chunk */
     G4_MEM_LOSS_VOCAB_TILE = 4096, /* fused loss: vocabulary entries per tile */
-    G4_MEM_GEMM_SLAB_ROWS = 64,    /* rows of a frozen weight widened to fp32 at a time */
+    G4_MEM_GEMM_SLAB_BYTES = 32 << 20, /* a frozen weight is widened to fp32 in slabs this big */
     G4_MEM_OPTIM_8BIT_BLOCK = 256, /* 8-bit AdamW: elements per fp32 scale */
 };
 

@@ -1,22 +1,30 @@
 /* linear.c: y = x W^T and its backward (ops.h), for every projection of the model and LoRA's A
  * and B.
  *
- * A real W goes straight to BLAS (multi-threaded inside OpenBLAS). A bf16 W is never widened
- * whole: the forward splits W's rows (y's columns) into blocks and the backward splits W's columns
- * (dx's columns) into blocks; each thread widens one block into its own scratch and runs a
- * single-threaded GEMM on it. Blocks own disjoint output columns, so no two threads write the same
- * element and the result does not depend on scheduling. dW never needs W, so it is one BLAS call
- * for either dtype.
+ * A real W goes straight to BLAS (multi-threaded inside OpenBLAS). A bf16 W is widened to real
+ * one slab at a time into the caller's scratch (all threads widen it together), and each slab is
+ * one multi-threaded BLAS call: the forward takes slabs of W's rows (y's columns), the backward
+ * slabs of W's columns (dx's columns). A weight that fits the slab budget is widened whole and
+ * costs one GEMM like a real one; bigger ones (31B's MLP is 460 MB in fp32) take a few slabs of
+ * at least a few hundred rows, so BLAS packs x or dy only a few times. Slabs own disjoint output
+ * columns and BLAS is deterministic for a fixed thread count, so the result does not depend on
+ * scheduling. dW never needs W, so it is one BLAS call for either dtype.
  */
 #include "ops/cpu/cpu.h"
 
-/* Rows (forward) or columns (backward) of W widened at a time: 64 x 5376 reals is 1.4 MB, the
- * size of an L2 and a half; smaller blocks make BLAS re-pack x more often. */
-#define LIN_BLOCK 64
+/* The widened slab: 32 MiB of reals, or the whole weight when smaller. */
+#define LIN_SLAB_BYTES ((size_t)32 << 20)
+
+static size_t slab_reals(int in, int out) {
+    size_t whole = (size_t)in * (size_t)out, budget = LIN_SLAB_BYTES / sizeof(real);
+    size_t line = (size_t)EFT_MAX(in, out); /* a slab holds at least one row or column */
+    return EFT_MAX(EFT_MIN(whole, budget), line);
+}
 
 size_t OPS(linear_scratch_bytes)(int in, int out, int dtype, int nthreads) {
+    (void)nthreads; /* one slab, widened by all threads together */
     if (dtype == OPS_W_REAL) return 0;
-    return (size_t)nthreads * reals_bytes((size_t)LIN_BLOCK * EFT_MAX(in, out));
+    return reals_bytes(slab_reals(in, out));
 }
 
 void OPS(linear_forward)(real *y, const real *x, ops_weight W, int T, int in, int out,
@@ -27,29 +35,21 @@ void OPS(linear_forward)(real *y, const real *x, ops_weight W, int T, int in, in
         gemm(false, true, T, out, in, 1, x, in, W.data, in, beta, y, out);
         return;
     }
-    int nt = omp_get_max_threads();
-    assert(scratch_bytes >= OPS(linear_scratch_bytes)(in, out, W.dtype, nt));
-    size_t per_thread = reals_bytes((size_t)LIN_BLOCK * EFT_MAX(in, out));
-    int nblocks = (out + LIN_BLOCK - 1) / LIN_BLOCK;
-#pragma omp parallel num_threads(nt)
-    {
-        real *buf = (real *)((unsigned char *)scratch + per_thread * omp_get_thread_num());
-#pragma omp for schedule(dynamic)
-        for (int b = 0; b < nblocks; b++) {
-            int o0 = b * LIN_BLOCK, no = EFT_MIN(LIN_BLOCK, out - o0);
-            const real *Wb = weight_rows(W, o0, no, in, buf); /* [no, in] */
-            gemm(false, true, T, no, in, 1, x, in, Wb, in, beta, y + o0, out);
-        }
-    }
-}
-
-/* buf [out, nc] = W[:, c0 : c0 + nc] widened. */
-static void widen_cols(real *buf, const uint16_t *W, int in, int out, int c0, int nc) {
-    for (int o = 0; o < out; o++) {
-        const uint16_t *src = W + (size_t)o * in + c0;
-        real *dst = buf + (size_t)o * nc;
+    assert(W.dtype == OPS_W_BF16);
+    assert(scratch_bytes >= OPS(linear_scratch_bytes)(in, out, W.dtype, 1));
+    real *buf = scratch;
+    int rows = (int)(slab_reals(in, out) / (size_t)in);
+    for (int o0 = 0; o0 < out; o0 += rows) {
+        int no = EFT_MIN(rows, out - o0);
+        const uint16_t *src = (const uint16_t *)W.data + (size_t)o0 * in;
+#pragma omp parallel for if ((size_t)no * in > (1u << 16))
+        for (int o = 0; o < no; o++) {
+            const uint16_t *s = src + (size_t)o * in;
+            real *d = buf + (size_t)o * in;
 #pragma omp simd
-        for (int c = 0; c < nc; c++) dst[c] = (real)eft_bf16_to_f32(src[c]);
+            for (int c = 0; c < in; c++) d[c] = (real)eft_bf16_to_f32(s[c]);
+        }
+        gemm(false, true, T, no, in, 1, x, in, buf, in, beta, y + o0, out);
     }
 }
 
@@ -63,18 +63,19 @@ void OPS(linear_backward)(real *dx, real *dW, const real *dy, const real *x, ops
         return;
     }
     assert(W.dtype == OPS_W_BF16);
-    int nt = omp_get_max_threads();
-    assert(scratch_bytes >= OPS(linear_scratch_bytes)(in, out, W.dtype, nt));
-    size_t per_thread = reals_bytes((size_t)LIN_BLOCK * EFT_MAX(in, out));
-    int nblocks = (in + LIN_BLOCK - 1) / LIN_BLOCK;
-#pragma omp parallel num_threads(nt)
-    {
-        real *buf = (real *)((unsigned char *)scratch + per_thread * omp_get_thread_num());
-#pragma omp for schedule(dynamic)
-        for (int b = 0; b < nblocks; b++) {
-            int c0 = b * LIN_BLOCK, nc = EFT_MIN(LIN_BLOCK, in - c0);
-            widen_cols(buf, W.data, in, out, c0, nc); /* [out, nc] */
-            gemm(false, false, T, nc, out, 1, dy, out, buf, nc, 1, dx + c0, in);
+    assert(scratch_bytes >= OPS(linear_scratch_bytes)(in, out, W.dtype, 1));
+    real *buf = scratch;
+    int cols = (int)(slab_reals(in, out) / (size_t)out);
+    for (int c0 = 0; c0 < in; c0 += cols) {
+        int nc = EFT_MIN(cols, in - c0);
+        /* buf [out, nc] = W[:, c0 : c0 + nc] widened. */
+#pragma omp parallel for if ((size_t)out * nc > (1u << 16))
+        for (int o = 0; o < out; o++) {
+            const uint16_t *s = (const uint16_t *)W.data + (size_t)o * in + c0;
+            real *d = buf + (size_t)o * nc;
+#pragma omp simd
+            for (int c = 0; c < nc; c++) d[c] = (real)eft_bf16_to_f32(s[c]);
         }
+        gemm(false, false, T, nc, out, 1, dy, out, buf, nc, 1, dx + c0, in);
     }
 }
