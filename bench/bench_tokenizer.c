@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < c.n; i++) ntok += outs[i].n;
     printf("eft: 1 thread %.2f MB/s; %d threads %.2f MB/s with offsets; %d threads %.2f MB/s "
            "(%.2f M tokens/s)\n",
-           mb / one, all, mb / offs, all, mb / batch, all, (double)ntok / batch / 1e6);
+           mb / one, all, mb / offs, all, mb / batch, (double)ntok / batch / 1e6);
     if (argc > 3 && *argv[3]) {
         FILE *f = fopen(argv[3], "w");
         if (!f) {
