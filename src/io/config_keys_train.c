@@ -363,7 +363,8 @@ static const cfg_key train_keys[] = {
     CFG_SUP(loss_normalization, CFG_T_ENUM, "tokens",
             "eft: gradient-accumulation loss normalisation: tokens = summed over the step / its "
             "trainable tokens (training-math mode A), micro_batch = mean of micro-batch means "
-            "(mode B).",
+            "(mode B: what Axolotl 0.18 ends up running for Gemma 4, whose forward does not "
+            "declare num_items_in_batch; set it to reproduce Axolotl's numbers).",
             .choices = loss_norm_choices),
     CFG_NOTYET(cosine_constant_lr_ratio, CFG_T_FLOAT, "Cosine then constant.",
                "Remove it; use lr_scheduler: cosine_with_min_lr."),

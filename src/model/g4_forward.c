@@ -277,3 +277,15 @@ void g4_logits(g4_model *m, const g4_batch *b, float *out) {
     if (cap > 0)
         for (size_t i = 0; i < (size_t)b->N * p->V; i++) out[i] = (float)(cap * tanh(out[i] / cap));
 }
+
+void g4_token_logits(g4_model *m, int t, float *out) {
+    const g4_plan *p = m->plan;
+    g4_state *s = m->state;
+    assert(t >= 0 && t < s->N);
+    const g4_param *head = head_of(m->w);
+    ops_linear_forward(out, s->x_final + (size_t)t * p->H, head->w, 1, (int)p->H, (int)p->V, false,
+                       s->kernel, s->kernel_bytes);
+    double cap = p->cfg->final_logit_softcapping;
+    if (cap > 0)
+        for (int64_t i = 0; i < p->V; i++) out[i] = (float)(cap * tanh(out[i] / cap));
+}

@@ -77,5 +77,8 @@ void g4_backward(g4_model *m, const g4_batch *b, double grad_scale);
 /* The soft-capped logits of every token, [N, V], after a g4_forward of the same batch: for
  * `eft debug loss --dump-logits` and tests (this is the only place [N, V] is ever formed). */
 void g4_logits(g4_model *m, const g4_batch *b, float *out);
+/* The soft-capped logits [V] of one token (usually a row's last, for generation), after a
+ * g4_forward of the batch. */
+void g4_token_logits(g4_model *m, int t, float *out);
 
 #endif
