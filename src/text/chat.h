@@ -33,10 +33,10 @@
  *   - the tokens of a trained turn's content are labelled: every token that overlaps the content's
  *     bytes, so a token that straddles the boundary (chatml's "\n\n" when content starts with
  *     "\n") is trained. Headers, <bos>, the "\n" after each end-of-turn token are not;
- *   - after the content's last token, the first EOT token (eot_ids) and the first EOS token
- *     (the tokenizer's eos) found within the next 4 positions are the turn's EOT/EOS; each is
- *     labelled when its mode is ALL, or TURN and the turn is trained; LAST labels only the last
- *     one found, NONE none. Only trained turns are looked at unless a mode is ALL;
+ *   - the turn's EOT is the first EOT token (eot_ids) among the 4 tokens that follow its content
+ *     (Axolotl: at most 3 positions after the span's end), its EOS likewise the tokenizer's eos;
+ *     each is labelled when its mode is ALL, or TURN and the turn is trained; LAST labels only
+ *     the last one found, NONE none. Only trained turns are looked at unless a mode is ALL;
  *   - a turn whose content renders to nothing (empty or blank content, reasoning only, a gemma4
  *     tool message, a gemma3 system message with no turn after it) has no span: nothing of it is
  *     labelled, not even its EOT.

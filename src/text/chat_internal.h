@@ -23,9 +23,10 @@ typedef struct chat_span {
 } chat_span;
 
 /* Appends the rendering of m[0..n) to out and fills spans[0..n). -1 with an error naming the
- * message for what the template refuses (out is then partly written). */
-int chat_render_spans(chat_template_kind k, const chat_msg *m, int n, bool add_generation_prompt,
-                      eft_buf *out, chat_span *spans);
+ * message for what the template refuses (out is then partly written); messages are numbered from
+ * base + 1, so that a caller who dropped some still names them as its user counts them. */
+int chat_render_spans(chat_template_kind k, const chat_msg *m, int n, int base,
+                      bool add_generation_prompt, eft_buf *out, chat_span *spans);
 
 /* Python's str.strip() on s[0..n): *b and *e bound what remains. Bytes that are not valid UTF-8
  * are not whitespace. */

@@ -11,7 +11,6 @@
 
 #include "base/err.h"
 
-#include <assert.h>
 #include <string.h>
 
 /* Axolotl accepts an EOT/EOS token up to this many positions after the content's end. */
@@ -105,7 +104,7 @@ static void label(const chat_msg *m, const chat_span *spans, int n, const chat_o
         while (s < nt && tok->end[s] <= sp.start) s++;
         size_t e = s;
         while (e < nt && tok->start[e] < sp.end) e++;
-        assert(s < e); /* the tokens cover every byte, and the span is not empty */
+        if (s == e) continue; /* no token overlaps it (a normalizer dropped its bytes) */
         if (train)
             for (size_t j = s; j < e; j++) lab[j] = tok->ids[j];
         for (int w = 0; w < 2; w++) {
@@ -142,14 +141,16 @@ static void append(tok_ids *out, const tok_ids *add) {
 int chat_tokenize(const tok_tokenizer *t, chat_template_kind k, const chat_msg *m, int n,
                   const chat_opts *o, tok_ids *out_ids, int32_t **labels, size_t *labels_cap) {
     if (chat_opts_check(t, o) < 0) return -1;
+    int base = 0;
     if (o->drop_system_message && n > 0 && m[0].role && strcmp(m[0].role, "system") == 0) {
         m++;
         n--;
+        base = 1;
     }
     eft_buf text = {0};
     tok_ids tok = {0};
     chat_span *spans = eft_calloc(n > 0 ? (size_t)n : 1, sizeof *spans);
-    int rc = chat_render_spans(k, m, n, false, &text, spans);
+    int rc = chat_render_spans(k, m, n, base, false, &text, spans);
     if (rc == 0) rc = tok_encode_offsets(t, text.data, text.len, false, &tok);
     if (rc == 0) {
         size_t base = out_ids->n;

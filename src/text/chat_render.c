@@ -18,7 +18,7 @@ static bool is(const chat_msg *m, const char *role) {
     return strcmp(m->role, role) == 0;
 }
 
-static int check_messages(chat_template_kind k, const chat_msg *m, int n) {
+static int check_messages(chat_template_kind k, const chat_msg *m, int n, int base) {
     if (n <= 0)
         return eft_fail("empty conversation: the %s template needs at least one message. Drop "
                         "the sample or give it messages.",
@@ -30,11 +30,11 @@ static int check_messages(chat_template_kind k, const chat_msg *m, int n) {
         if (!known)
             return eft_fail("message %d: unknown role \"%s\"; eft knows system, developer, user, "
                             "assistant and tool. Map other names with the dataset's `roles:` key.",
-                            i + 1, m[i].role ? m[i].role : "(none)");
+                            base + i + 1, m[i].role ? m[i].role : "(none)");
         if (!m[i].content && k == CHAT_CHATML)
             return eft_fail("message %d (%s) has no content, which the chatml template cannot "
                             "render. Give it a string (\"\" for an empty turn).",
-                            i + 1, m[i].role);
+                            base + i + 1, m[i].role);
     }
     return 0;
 }
@@ -76,7 +76,8 @@ static void render_gemma4(const chat_msg *m, int n, bool gen, eft_buf *out, chat
     if (gen) eft_buf_puts(out, "<|turn>model\n<|channel>thought\n<channel|>");
 }
 
-static int render_gemma3(const chat_msg *m, int n, bool gen, eft_buf *out, chat_span *spans) {
+static int render_gemma3(const chat_msg *m, int n, int base, bool gen, eft_buf *out,
+                         chat_span *spans) {
     eft_buf_puts(out, "<bos>");
     int first = is(&m[0], "system") ? 1 : 0;
     if (first) spans[0] = empty_at(out); /* rendered only inside the first turn, if any */
@@ -87,7 +88,7 @@ static int render_gemma3(const chat_msg *m, int n, bool gen, eft_buf *out, chat_
                             "user/assistant/user/... after an optional first system message (its "
                             "error: \"Conversation roles must alternate user/assistant/user/"
                             "assistant/...\"). Fix the conversation or use another template.",
-                            i + 1, m[i].role);
+                            base + i + 1, m[i].role);
         eft_buf_puts(out, "<start_of_turn>");
         eft_buf_puts(out, is(&m[i], "assistant") ? "model" : m[i].role);
         eft_buf_putc(out, '\n');
@@ -117,15 +118,15 @@ static void render_chatml(const chat_msg *m, int n, bool gen, eft_buf *out, chat
     if (gen) eft_buf_puts(out, "<|im_start|>assistant\n");
 }
 
-int chat_render_spans(chat_template_kind k, const chat_msg *m, int n, bool add_generation_prompt,
-                      eft_buf *out, chat_span *spans) {
-    if (check_messages(k, m, n) < 0) return -1;
+int chat_render_spans(chat_template_kind k, const chat_msg *m, int n, int base,
+                      bool add_generation_prompt, eft_buf *out, chat_span *spans) {
+    if (check_messages(k, m, n, base) < 0) return -1;
     switch (k) {
     case CHAT_GEMMA4:
         render_gemma4(m, n, add_generation_prompt, out, spans);
         return 0;
     case CHAT_GEMMA3:
-        return render_gemma3(m, n, add_generation_prompt, out, spans);
+        return render_gemma3(m, n, base, add_generation_prompt, out, spans);
     case CHAT_CHATML:
         render_chatml(m, n, add_generation_prompt, out, spans);
         return 0;
@@ -137,7 +138,7 @@ int chat_render_spans(chat_template_kind k, const chat_msg *m, int n, bool add_g
 char *chat_render(chat_template_kind k, const chat_msg *m, int n, bool add_generation_prompt) {
     eft_buf out = {0};
     chat_span *spans = eft_calloc(n > 0 ? (size_t)n : 1, sizeof *spans);
-    int rc = chat_render_spans(k, m, n, add_generation_prompt, &out, spans);
+    int rc = chat_render_spans(k, m, n, 0, add_generation_prompt, &out, spans);
     eft_free(spans);
     if (rc < 0) {
         eft_buf_free(&out);

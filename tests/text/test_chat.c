@@ -303,6 +303,14 @@ static void test_opts(void **state) {
     assert_int_equal(chat_tokenize(t, CHAT_GEMMA4, bad, 2, &o, &out, &labels, &cap), -1);
     assert_contains(eft_err_msg(), "message 2: unknown role \"bot\"");
     assert_int_equal(out.n, 0);
+    /* messages keep the numbers the data gave them when the system message is dropped */
+    const chat_msg dropped[] = {{"system", "s", -1}, {"user", "x", -1}, {"bot", "y", -1}};
+    o.drop_system_message = true;
+    assert_int_equal(chat_tokenize(t, CHAT_GEMMA4, dropped, 3, &o, &out, &labels, &cap), -1);
+    assert_contains(eft_err_msg(), "message 3: unknown role \"bot\"");
+    assert_int_equal(chat_tokenize(t, CHAT_GEMMA4, dropped, 1, &o, &out, &labels, &cap), -1);
+    assert_contains(eft_err_msg(), "empty conversation");
+    assert_int_equal(out.n, 0);
     eft_free(labels);
     tok_ids_free(&out);
     tok_free(t);
