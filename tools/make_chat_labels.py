@@ -14,6 +14,11 @@ installs cleanly without its heavy dependencies into a venv that sees /work/pyen
       python-dateutil pytz tzdata dill xxhash pyarrow colorama addict
   /tmp/axo-venv/bin/python tools/make_chat_labels.py ../shared tests/data_files/chat/cases.jsonl
 
+With `--random N [--seed S]` it writes N random conversations instead (random roles, options
+and content mixing words, ASCII and Unicode whitespace, multi-byte text, reasoning-channel markers,
+the placeholder's brackets and special tokens), a wider check to run by hand: copy the output over
+cases.jsonl, run build/text_test_chat_cases, restore the file.
+
 Templates: gemma4 is ../shared/data/chat-templates/gemma4.jinja (identical to Axolotl's gemma4 and
 gemma4_unified); gemma3 and chatml are Axolotl's own (read from the installed package). Each is
 rendered by the tokenizer's apply_chat_template (transformers' sandboxed Jinja environment).
@@ -26,10 +31,12 @@ Each line: name, template, tokenizer, messages ({role, content, train?}), opts (
 train_on_eos, train_on_eot, eot_tokens, drop_system_message, train_on_inputs), text (the whole
 conversation rendered), text_gen (rendered with add_generation_prompt), ids and labels (-100 =
 not trained), or "error" (a substring of the template's exception) for conversations the
-template refuses.
+template refuses, or "tokenize_error" where only Axolotl's tokenization fails (an empty
+conversation after drop_system_message).
 """
 import json
 import os
+import random
 import sys
 import tempfile
 
@@ -167,6 +174,40 @@ CHATML = [
     ("cm_empty", [M(USR, "q"), M(AST, "")], {}),
 ]
 
+PIECES = ["Hello", "world", "42", ".", ",", "?", "!", " ", "  ", "\n", "\n\n", "\t", "\u3000",
+          "\u00a0", "\u2003", "\u200b", "é", "日本語", "👍🏽", "ñandú", "<|channel>", "<channel|>",
+          "thought\n", "[[", "]]", "zz", "<turn|>", "<bos>", "```", "-", "'s", "\x1c"]
+
+
+def random_text(rng):
+    if rng.random() < 0.1:
+        return rng.choice(["", " ", "\n"])
+    return "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 12)))
+
+
+def random_case(rng, i):
+    template = rng.choice(["gemma4"] * 6 + ["gemma3"] * 2 + ["chatml"])
+    n = rng.randint(1, 7)
+    if template == "gemma3":
+        roles = ["system"] if rng.random() < 0.4 else []
+        roles += ["user" if k % 2 == 0 else rng.choice(["assistant"] * 4 + ["tool", "system"])
+                  for k in range(n)]
+        if rng.random() < 0.1:
+            rng.shuffle(roles)
+    else:
+        roles = [rng.choice([SYS, DEV, USR, USR, AST, AST, AST, TOOL]) for _ in range(n)]
+    messages = [M(r, random_text(rng), rng.choice([None] * 6 + [True, False])) for r in roles]
+    eos = rng.choice(["turn", "all", "last", "none"])
+    overrides = {"roles_to_train": rng.sample([SYS, DEV, USR, AST, TOOL], rng.randint(0, 3)),
+                 "train_on_eos": eos, "drop_system_message": rng.random() < 0.2,
+                 "train_on_inputs": rng.random() < 0.15}
+    if template == "gemma4" and rng.random() < 0.3:  # eos is <turn|>: keep it out of eot_tokens
+        overrides.update(eot_tokens=[], train_on_eot=rng.choice(["turn", "all", "last", "none"]))
+    if rng.random() < 0.1:
+        overrides["roles_to_train"] = ["assistant"]
+    return template, ("random_%d" % i, messages, overrides)
+
+
 DEFAULTS = dict(roles_to_train=["assistant"], train_on_eos="turn", train_on_eot=None,
                 eot_tokens=None, drop_system_message=False, train_on_inputs=False)
 
@@ -192,7 +233,11 @@ def run_case(name, template, tok_name, tok, source, messages, overrides):
                                     train_on_eos=opts["train_on_eos"],
                                     train_on_eot=opts["train_on_eot"],
                                     eot_tokens=list(opts["eot_tokens"]))
-    out = strategy.tokenize_prompt({"messages": [dict(m) for m in messages]})
+    try:
+        out = strategy.tokenize_prompt({"messages": [dict(m) for m in messages]})
+    except ValueError as e:  # e.g. nothing left after drop_system_message
+        rec["tokenize_error"] = str(e)
+        return rec
     rec["ids"], rec["labels"] = list(out["input_ids"]), list(out["labels"])
     # The C test tokenizes the rendering itself; make sure it is the text Axolotl tokenized.
     kept = plain[1:] if opts["drop_system_message"] and plain[0]["role"] == "system" else plain
@@ -203,6 +248,13 @@ def run_case(name, template, tok_name, tok, source, messages, overrides):
 
 def main():
     shared, out_path = sys.argv[1], sys.argv[2]
+    gemma4, gemma3, chatml = GEMMA4, GEMMA3, CHATML
+    if "--random" in sys.argv:
+        rng = random.Random(int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0)
+        cases = [random_case(rng, i) for i in range(int(sys.argv[sys.argv.index("--random") + 1]))]
+        gemma4, gemma3, chatml = ([c for t, c in cases if t == want]
+                                  for want in ("gemma4", "gemma3", "chatml"))
+
     assert axolotl.__version__ == "0.19.0", axolotl.__version__
     g3_dir = os.path.join(shared, "data/gemma3-tokenizer")
     tmpl_dir = os.path.join(os.path.dirname(axolotl.__file__), "utils/chat_templates/templates")
@@ -217,9 +269,9 @@ def main():
         g3 = AutoTokenizer.from_pretrained(g3_dir)
         hf_gemma3 = g3.chat_template  # google's own Gemma 3 template
         recs = []
-        for template, tok_name, tok, cases in (("gemma4", "gemma4", g4, GEMMA4),
-                                                ("gemma3", "gemma3", g3, GEMMA3),
-                                                ("chatml", "gemma3", g3, CHATML)):
+        for template, tok_name, tok, cases in (("gemma4", "gemma4", g4, gemma4),
+                                                ("gemma3", "gemma3", g3, gemma3),
+                                                ("chatml", "gemma3", g3, chatml)):
             for name, messages, overrides in cases:
                 rec = run_case(name, template, tok_name, tok, sources[template], messages, overrides)
                 if template == "gemma3" and "text" in rec:  # eft treats both as gemma3

@@ -118,6 +118,11 @@ static void check_case(const cJSON *c, tok_tokenizer *g4, tok_tokenizer *g3) {
     tok_ids ids = {0};
     int32_t *labels = NULL;
     size_t cap = 0;
+    if (cJSON_GetObjectItemCaseSensitive(c, "tokenize_error")) {
+        assert_int_equal(chat_tokenize(t, k, m, n, &opts, &ids, &labels, &cap), -1);
+        assert_int_equal(ids.n, 0);
+        return;
+    }
     if (chat_tokenize(t, k, m, n, &opts, &ids, &labels, &cap) < 0) {
         print_error("%s: %s\n", name, eft_err_msg());
         fail();
