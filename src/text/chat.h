@@ -39,7 +39,10 @@
  *     the last one found, NONE none. Only trained turns are looked at unless a mode is ALL;
  *   - a turn whose content renders to nothing (empty or blank content, reasoning only, a gemma4
  *     tool message, a gemma3 system message with no turn after it) has no span: nothing of it is
- *     labelled, not even its EOT.
+ *     labelled, not even its EOT;
+ *   - gemma3's first system message is found where the template puts it, inside the first turn:
+ *     trained (roles_to_train: [system]) it labels its text there, and that turn's <end_of_turn>
+ *     only if the user's text after it is short enough to bring it within the window.
  * For Gemma 4 with eot_tokens ["<turn|>"] and the defaults this trains each assistant turn's
  * content and its closing <turn|>. tools/make_chat_labels.py runs Axolotl itself on a set of
  * conversations; tests/text/test_chat_cases.c checks eft against it token for token.
@@ -53,7 +56,8 @@
  * such a token is typed inside message content).
  *
  * Speed: rendering, tokenizing and labelling are each one pass, linear in the conversation's
- * length (Axolotl renders the conversation twice more per turn).
+ * length. (Axolotl renders the whole conversation twice more per trained turn, and gemma4.jinja
+ * itself looks back over earlier messages for each one.)
  */
 #ifndef EFT_TEXT_CHAT_H
 #define EFT_TEXT_CHAT_H

@@ -153,13 +153,13 @@ int chat_tokenize(const tok_tokenizer *t, chat_template_kind k, const chat_msg *
     int rc = chat_render_spans(k, m, n, base, false, &text, spans);
     if (rc == 0) rc = tok_encode_offsets(t, text.data, text.len, false, &tok);
     if (rc == 0) {
-        size_t base = out_ids->n;
+        size_t at = out_ids->n;
         append(out_ids, &tok);
         if (*labels_cap < out_ids->n) {
             *labels_cap = out_ids->cap;
             *labels = eft_realloc(*labels, *labels_cap * sizeof **labels);
         }
-        label(m, spans, n, o, tok_eos_id(t), &tok, *labels + base);
+        label(m, spans, n, o, tok_eos_id(t), &tok, *labels + at);
     }
     eft_free(spans);
     tok_ids_free(&tok);
