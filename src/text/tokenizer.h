@@ -20,7 +20,7 @@
  * cached per thread (see tok_bpe.c); tok_encode_batch spreads documents over OpenMP threads. A
  * loaded tokenizer is read-only and may be shared by any number of threads.
  *
- * Not here: chat templates (src/text/tmpl_*), truncation and padding (the data pipeline cuts
+ * Not here: chat templates (src/text/chat_*), truncation and padding (the data pipeline cuts
  * sequences itself; a tokenizer.json that asks for them is loaded with a warning).
  */
 #ifndef EFT_TEXT_TOKENIZER_H
