@@ -15,13 +15,15 @@ writes one safetensors file with:
 With --adapter DIR (a PEFT LoRA folder) the base model is frozen and the gradients are those of
 the adapter's lora_A / lora_B tensors, named as in adapter_model.safetensors.
 
-Used by tests/model (and later tests/peft): the C tests compare eft against these files. Needs
-torch, transformers (5.x), safetensors and peft from PyPI; eft itself never runs Python.
+Used by tests/model and tests/peft (through tools/make_golden.py and make_peft_fixtures.py): the
+C tests compare eft against these files. Needs torch, transformers (5.x), safetensors and peft
+from PyPI; eft itself never runs Python.
 
     python tools/gemma4_golden.py --model DIR --input rows.jsonl --out golden.safetensors
 """
 import argparse
 import json
+import re
 
 import torch
 from safetensors.torch import save_file
@@ -91,7 +93,9 @@ def main():
         if p.grad is None:
             continue
         if args.adapter:
-            name = name.replace(".default", "")  # PEFT file names carry no adapter name
+            # PEFT's parameter "….q_proj.lora_A.default.weight" is "….q_proj.lora_A.weight" in
+            # adapter_model.safetensors: the file carries no adapter name.
+            name = re.sub(r"\.(lora_[AB])\.default\.", r".\1.", name)
         tensors["grad." + name] = p.grad.detach().float().contiguous()
 
     import transformers

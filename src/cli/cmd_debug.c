@@ -1,13 +1,21 @@
-/* cmd_debug.c: `eft debug loss --model DIR --input ROWS.jsonl [--dump-grads F] [--dump-logits F]
- * [--recompute]`.
+/* cmd_debug.c: `eft debug loss --model DIR --input ROWS.jsonl [--adapter DIR] [--dump-grads F]
+ * [--dump-logits F] [--recompute]` and `eft debug init-adapter --model DIR --config CONFIG.yaml
+ * --out DIR`.
  *
- * Runs packed rows ({"input_ids", "labels", "position_ids"} per line; position ids restart at 0
- * in every packed document) through the model and prints {"loss": L, "tokens": N}: L is the mean
- * cross-entropy over the labels that are not -100, after the shift (label t+1 scores logit t),
- * over all rows together. --dump-grads writes dL/d(parameter) for every base parameter under its
- * Hugging Face name; --dump-logits writes the soft-capped logits [N, V] of the rows laid end to
- * end. This is the contract the golden tests against transformers run through
- * (../shared/spec/design.md section 5).
+ * loss runs packed rows ({"input_ids", "labels", "position_ids"} per line; position ids restart
+ * at 0 in every packed document) through the model and prints {"loss": L, "tokens": N}: L is the
+ * mean cross-entropy over the labels that are not -100, after the shift (label t+1 scores logit
+ * t), over all rows together. --dump-grads writes dL/d(parameter) for every base parameter under
+ * its Hugging Face name; --dump-logits writes the soft-capped logits [N, V] of the rows laid end
+ * to end. With --adapter (a PEFT LoRA folder) the base is frozen, the adapter runs in evaluation
+ * mode (no dropout, like PEFT after model.eval()) and --dump-grads writes the gradients of its
+ * lora_A / lora_B matrices under their names in adapter_model.safetensors. This is the contract
+ * the golden tests against transformers and PEFT run through (../shared/spec/design.md 5).
+ *
+ * init-adapter creates the adapter a run of CONFIG.yaml starts from (lora_r, lora_alpha, the
+ * LoRA targets, peft_use_rslora, peft_init_lora_weights, seed) on the checkpoint DIR and saves it
+ * as PEFT does; with peft_init_lora_weights: false its B is random, which is how the fixtures
+ * proving that PEFT reads eft's adapters are made.
  */
 #include "cli/cli.h"
 
@@ -15,23 +23,32 @@
 #include "base/fs.h"
 #include "io/json.h"
 #include "io/jsonl.h"
+#include "io/config.h"
 #include "io/safetensors.h"
 #include "model/g4_config.h"
 #include "model/g4_model.h"
 #include "model/g4_plan.h"
 #include "model/g4_weights.h"
 #include "ops/ops.h"
+#include "peft/lora.h"
+#include "peft/lora_target.h"
+#include "peft/peft_io.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static const char *usage =
-    "usage: eft debug loss --model DIR --input ROWS.jsonl [--dump-grads OUT.safetensors]\n"
-    "                      [--dump-logits OUT.safetensors] [--recompute]\n"
+    "usage: eft debug loss --model DIR --input ROWS.jsonl [--adapter DIR]\n"
+    "                      [--dump-grads OUT.safetensors] [--dump-logits OUT.safetensors]\n"
+    "                      [--recompute]\n"
     "  ROWS.jsonl: one packed row per line, {\"input_ids\": [...], \"labels\": [...],\n"
     "  \"position_ids\": [...]} (labels -100 where not trained; position ids restart at 0 in\n"
     "  each packed document; they default to 0, 1, 2, ... when absent).\n"
-    "  Prints {\"loss\": L, \"tokens\": N}: the mean cross-entropy over the trained labels.\n";
+    "  Prints {\"loss\": L, \"tokens\": N}: the mean cross-entropy over the trained labels.\n"
+    "  --adapter DIR: a PEFT LoRA folder; the base is frozen and --dump-grads writes the\n"
+    "  adapter's gradients under its tensor names.\n"
+    "usage: eft debug init-adapter --model DIR --config CONFIG.yaml --out DIR\n"
+    "  Saves the LoRA adapter a run of CONFIG.yaml starts from, as PEFT saves one.\n";
 
 typedef struct rows {
     int32_t *ids, *labels, *pos, *row_start; /* [N], [N], [N], [rows+1] */
@@ -105,9 +122,15 @@ static int read_rows(const char *path, int64_t V, rows *r) {
     return rc;
 }
 
-static int dump_grads(const g4_weights *w, const char *path) {
+/* The gradients of the adapter when there is one (PEFT's names), else of every trained base
+ * parameter (Hugging Face names). */
+static int dump_grads(const g4_weights *w, const lora_adapter *a, const char *path) {
     st_writer *wr = st_writer_new();
-    for (int i = 0; i < w->ts->n; i++) {
+    for (int i = 0; a && i < a->n_tensors; i++) {
+        const lora_tensor *t = &a->tensors[i];
+        st_writer_add(wr, t->name, ST_F32, 2, t->shape, t->grad);
+    }
+    for (int i = 0; !a && i < w->ts->n; i++) {
         const g4_param *p = &w->params[i];
         if (p->grad) st_writer_add(wr, p->t->name, ST_F32, p->t->ndim, p->t->shape, p->grad);
     }
@@ -130,55 +153,154 @@ static int dump_logits(g4_model *m, const g4_batch *b, int64_t V, const char *pa
 }
 
 typedef struct loss_args {
-    const char *model, *input, *grads, *logits;
+    const char *model, *input, *adapter, *grads, *logits;
     bool recompute;
 } loss_args;
 
-static int run_loss(const loss_args *a) {
-    char *cfg_path = eft_path_join(a->model, "config.json");
+/* A model folder's config, plan and tensor list, built together. */
+typedef struct model_desc {
     g4_config cfg;
-    int rc = g4_config_load(&cfg, cfg_path);
-    eft_free(cfg_path);
-    if (rc) return -1;
     g4_plan plan;
     g4_tensors ts;
-    g4_plan_build(&plan, &cfg);
-    g4_tensors_build(&plan, &ts);
-    for (int l = 0; l < plan.L && !rc; l++)
-        if (plan.layers[l].moe)
-            rc = eft_fail("%s: MoE layers are not supported by this build of eft yet.", a->model);
+} model_desc;
+
+static void desc_free(model_desc *d) {
+    g4_tensors_free(&d->ts);
+    g4_plan_free(&d->plan);
+    g4_config_free(&d->cfg);
+}
+
+/* On failure nothing needs freeing. */
+static int desc_load(model_desc *d, const char *dir) {
+    char *cfg_path = eft_path_join(dir, "config.json");
+    int rc = g4_config_load(&d->cfg, cfg_path);
+    eft_free(cfg_path);
+    if (rc) return -1;
+    g4_plan_build(&d->plan, &d->cfg);
+    g4_tensors_build(&d->plan, &d->ts);
+    for (int l = 0; l < d->plan.L && !rc; l++)
+        if (d->plan.layers[l].moe)
+            rc = eft_fail("%s: MoE layers are not supported by this build of eft yet.", dir);
+    if (rc) desc_free(d);
+    return rc;
+}
+
+static int run_loss(const loss_args *a) {
+    model_desc d;
+    if (desc_load(&d, a->model)) return -1;
     rows r = {0};
     g4_weights w = {0};
-    if (!rc) rc = read_rows(a->input, plan.V, &r);
-    if (!rc) rc = g4_weights_load(&w, &plan, &ts, a->model, a->grads != NULL);
+    lora_adapter ad = {0};
+    peft_config pc = {0};
+    bool grads = a->grads != NULL;
+    int rc = read_rows(a->input, d.plan.V, &r);
+    /* With an adapter only the adapter is trained: the base stays frozen (no fp32 masters). */
+    if (!rc) rc = g4_weights_load(&w, &d.plan, &d.ts, a->model, grads && !a->adapter);
+    if (!rc && a->adapter) {
+        rc = peft_load(a->adapter, &w, grads, &ad, &pc);
+        if (rc) g4_weights_free(&w);
+        lora_set_train(&ad, false);
+    }
     if (!rc) {
         int32_t *target = eft_malloc((size_t)r.n * sizeof(int32_t));
         g4_batch_targets(target, r.labels, r.row_start, r.rows, r.n);
         g4_batch b = {r.n, r.ids, r.pos, target, r.row_start, r.rows};
         g4_model m;
-        g4_model_init(&m, &plan, &w, r.n, a->recompute);
+        g4_model_init(&m, &d.plan, &w, r.n, a->recompute);
         int64_t count = 0;
         double sum = g4_forward(&m, &b, &count);
         double loss = count ? sum / (double)count : 0.0;
-        if (a->grads && count) g4_backward(&m, &b, 1.0 / (double)count);
+        if (grads && count) g4_backward(&m, &b, 1.0 / (double)count);
         printf("{\"loss\": %.9g, \"tokens\": %lld}\n", loss, (long long)count);
-        if (a->grads) rc = dump_grads(&w, a->grads);
-        if (!rc && a->logits) rc = dump_logits(&m, &b, plan.V, a->logits);
+        if (grads) rc = dump_grads(&w, a->adapter ? &ad : NULL, a->grads);
+        if (!rc && a->logits) rc = dump_logits(&m, &b, d.plan.V, a->logits);
         g4_model_free(&m);
         eft_free(target);
+        lora_detach(&ad);
+        peft_config_free(&pc);
         g4_weights_free(&w);
     }
     eft_free(r.ids), eft_free(r.labels), eft_free(r.pos), eft_free(r.row_start);
-    g4_tensors_free(&ts);
-    g4_plan_free(&plan);
-    g4_config_free(&cfg);
+    desc_free(&d);
     return rc;
 }
 
+typedef struct init_args {
+    const char *model, *config, *out;
+} init_args;
+
+/* The adapter of a run: targets and spec from the config, values from its seed. */
+static int save_new_adapter(const eft_config *c, const model_desc *d, g4_weights *w,
+                            const char *out) {
+    lora_spec spec;
+    if (lora_spec_from_config(&spec, c)) return -1;
+    bool *sel = eft_calloc((size_t)d->ts.n, sizeof *sel);
+    lora_adapter ad;
+    int rc = lora_select(c, &d->ts, sel) < 0 ? -1 : 0;
+    if (!rc) rc = lora_attach(&ad, w, sel, &spec, (uint64_t)c->seed.v);
+    eft_free(sel);
+    if (rc) return -1;
+    peft_config pc;
+    peft_config_from_run(&pc, c, &ad);
+    rc = peft_save(out, &ad, &pc);
+    if (!rc)
+        printf("wrote %s/%s and %s/%s (%d modules, r=%d)\n", out, PEFT_WEIGHTS_NAME, out,
+               PEFT_CONFIG_NAME, ad.n_modules, spec.r);
+    peft_config_free(&pc);
+    lora_detach(&ad);
+    return rc;
+}
+
+static int run_init_adapter(const init_args *a) {
+    eft_config c;
+    int rc = cfg_load(&c, a->config);
+    if (!rc && (!c.adapter.v || strcmp(c.adapter.v, "lora")))
+        rc = eft_fail("%s: init-adapter needs adapter: lora.", a->config);
+    model_desc d;
+    if (!rc) rc = desc_load(&d, a->model);
+    if (!rc) {
+        g4_weights w = {0};
+        rc = g4_weights_load(&w, &d.plan, &d.ts, a->model, false);
+        if (!rc) rc = save_new_adapter(&c, &d, &w, a->out);
+        g4_weights_free(&w);
+        desc_free(&d);
+    }
+    cfg_free(&c);
+    return rc;
+}
+
+static int cmd_init_adapter(int argc, char **argv) {
+    init_args a = {0};
+    for (int i = 2; i < argc; i++) {
+        int missing = 0;
+        const char *v;
+        if ((v = cli_flag_value(argc, argv, &i, "--model", &missing)))
+            a.model = v;
+        else if ((v = cli_flag_value(argc, argv, &i, "--config", &missing)))
+            a.config = v;
+        else if ((v = cli_flag_value(argc, argv, &i, "--out", &missing)))
+            a.out = v;
+        else if (missing)
+            return -1;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s", usage);
+            return 0;
+        } else
+            return eft_fail("debug init-adapter: unknown argument \"%s\". Run `eft debug loss "
+                            "--help`.",
+                            argv[i]);
+    }
+    if (!a.model || !a.config || !a.out)
+        return eft_fail("debug init-adapter: --model DIR, --config CONFIG.yaml and --out DIR are "
+                        "required.");
+    return run_init_adapter(&a);
+}
+
 int cmd_debug(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "init-adapter")) return cmd_init_adapter(argc, argv);
     if (argc < 2 || strcmp(argv[1], "loss"))
-        return eft_fail("debug: expected a subcommand: `eft debug loss ...` (see `eft debug loss "
-                        "--help`).");
+        return eft_fail("debug: expected a subcommand: `eft debug loss ...` or `eft debug "
+                        "init-adapter ...` (see `eft debug loss --help`).");
     loss_args a = {0};
     for (int i = 2; i < argc; i++) {
         int missing = 0;
@@ -187,6 +309,8 @@ int cmd_debug(int argc, char **argv) {
             a.model = v;
         else if ((v = cli_flag_value(argc, argv, &i, "--input", &missing)))
             a.input = v;
+        else if ((v = cli_flag_value(argc, argv, &i, "--adapter", &missing)))
+            a.adapter = v;
         else if ((v = cli_flag_value(argc, argv, &i, "--dump-grads", &missing)))
             a.grads = v;
         else if ((v = cli_flag_value(argc, argv, &i, "--dump-logits", &missing)))
@@ -195,8 +319,6 @@ int cmd_debug(int argc, char **argv) {
             return -1;
         else if (!strcmp(argv[i], "--recompute"))
             a.recompute = true;
-        else if (!strcmp(argv[i], "--adapter"))
-            return eft_fail("debug loss: --adapter is not supported by this build yet.");
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("%s", usage);
             return 0;

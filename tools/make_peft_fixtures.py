@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""make_peft_fixtures.py: regenerates the LoRA fixtures of tests/peft from PEFT and transformers.
+
+    tools/make_peft_fixtures.py BUILD_DIR [--python PYTHON] [--only NAME ...]
+        (PYTHON: torch, transformers 5.x, peft, safetensors)
+
+Two kinds of fixture, both on tiny checkpoints that `eft init-model --seed S` rebuilds exactly:
+
+1. PEFT's adapters, and the reference they give (tests/data_files/golden/<name>-lora/ and
+   <name>-lora.safetensors). PEFT wraps the checkpoint eft wrote (get_peft_model), its lora_B
+   matrices are set to random values (PEFT starts them at zero, which would hide every mistake
+   in B's layout, scale or gradient), and save_pretrained writes the folder. tools/gemma4_golden.py
+   --adapter then records transformers' loss, logits and the gradients of every lora_A / lora_B.
+   tiny-31b targets the Axolotl examples' regex (wrapper layout, k_eq_v layers without v_proj);
+   tiny-e2b a list of names that includes the per-layer-embedding linears (KV-shared layers
+   without k/v projections). As in make_golden.py, a seed is kept only when transformers' fp32
+   gradients are within 2e-5 of its fp64 ones, so that the C test's tolerances measure eft.
+
+2. eft's adapter, read by PEFT (tests/data_files/peft/<name>/). `eft debug init-adapter` writes
+   an adapter for the config beside it (peft_init_lora_weights: false, so B is random), and
+   tools/check_peft_adapter.py loads it with PeftModel.from_pretrained, checks every value was
+   taken as saved, and records PEFT's loss on the golden rows in peft_loss.json. The C test
+   (tests/peft/test_peft_io_compat.c) checks eft's loss with the same adapter equals it.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GOLDEN = os.path.join(ROOT, "tests", "data_files", "golden")
+PEFT_DIR = os.path.join(ROOT, "tests", "data_files", "peft")
+ROWS = os.path.join(GOLDEN, "rows.jsonl")
+
+AXOLOTL_REGEX = (r"model.language_model.layers.[\d]+.(_checkpoint_wrapped_module.)?"
+                 r"(mlp|self_attn).(up|down|gate|q|k|v|o)_proj")
+GOLDEN_FIXTURES = [
+    # name, preset, init-model flags, target_modules, r, lora_alpha, std of the random lora_B.
+    # (E2B's fp32 gradients are noisier: with B ~ N(0, 0.05) no seed in 7..39 is within 2e-5 of
+    # fp64; with 0.01 the adapter still moves the weights by about a third of their size.)
+    ("tiny-31b-lora", "tiny-31b", [], AXOLOTL_REGEX, 4, 8, 0.05),
+    ("tiny-e2b-lora", "tiny-e2b", [],
+     ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+      "per_layer_input_gate", "per_layer_projection", "per_layer_model_projection"], 2, 6, 0.01),
+]
+# eft's adapter on the text-only layout (Gemma4ForCausalLM, "model.layers.N..."), seed of the
+# checkpoint, and the config eft builds the adapter from (its seed draws the adapter).
+COMPAT_FIXTURES = [("tiny-e2b-text-eft", "tiny-e2b", ["--text-only"], 11)]
+
+# A PEFT adapter made by a child process, so that each fixture's torch state starts fresh.
+MAKE_ADAPTER = r"""
+import json, sys, torch, transformers
+from peft import LoraConfig, get_peft_model
+model_dir, out, targets, r, alpha, b_std, seed = sys.argv[1:]
+torch.manual_seed(int(seed))
+cfg = transformers.AutoConfig.from_pretrained(model_dir)
+model = getattr(transformers, cfg.architectures[0]).from_pretrained(model_dir, dtype=torch.float32)
+targets = json.loads(targets)
+model = get_peft_model(model, LoraConfig(r=int(r), lora_alpha=int(alpha), target_modules=targets,
+                                         lora_dropout=0.0, task_type="CAUSAL_LM"))
+with torch.no_grad():
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.copy_(torch.randn(p.shape) * float(b_std))
+model.peft_config["default"].base_model_name_or_path = "eft init-model seed " + seed
+model.save_pretrained(out)
+"""
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          **kw)
+
+
+def worst_rel(a_path, b_path):
+    from safetensors.torch import load_file
+
+    a, b = load_file(a_path), load_file(b_path)
+    worst = 0.0
+    for k, v in b.items():
+        if k.startswith("grad."):
+            ref = v.double()
+            worst = max(worst, ((a[k].double() - ref).norm() / ref.norm().clamp_min(1e-30)).item())
+    return worst
+
+
+def make_golden(eft, python, tmp, only):
+    golden = os.path.join(HERE, "gemma4_golden.py")
+    for name, preset, flags, targets, r, alpha, b_std in GOLDEN_FIXTURES:
+        if only and name not in only:
+            continue
+        for seed in range(7, 40):
+            model = os.path.join(tmp, f"{name}-{seed}")
+            adapter = model + "-adapter"
+            run([eft, "init-model", "--preset", preset, "--out", model, "--seed", str(seed)] + flags)
+            run([python, "-c", MAKE_ADAPTER, model, adapter, json.dumps(targets), str(r),
+                 str(alpha), str(b_std), str(seed)])
+            f32, f64 = model + ".f32.safetensors", model + ".f64.safetensors"
+            base = [python, golden, "--model", model, "--adapter", adapter, "--input", ROWS]
+            run(base + ["--out", f32, "--meta", f"seed={seed}"])
+            run(base + ["--out", f64, "--float64"])
+            w = worst_rel(f32, f64)
+            print(f"{name}: seed {seed}: transformers fp32 vs fp64 {w:.2e}", flush=True)
+            if w < 2e-5:
+                dest = os.path.join(GOLDEN, name)
+                shutil.rmtree(dest, ignore_errors=True)
+                os.makedirs(dest)
+                for f in ("adapter_config.json", "adapter_model.safetensors"):
+                    shutil.copy(os.path.join(adapter, f), dest)
+                os.replace(f32, os.path.join(GOLDEN, name + ".safetensors"))
+                break
+        else:
+            sys.exit(f"{name}: no well-conditioned seed in 7..39")
+
+
+def make_compat(eft, python, tmp, only):
+    check = os.path.join(HERE, "check_peft_adapter.py")
+    for name, preset, flags, seed in COMPAT_FIXTURES:
+        if only and name not in only:
+            continue
+        dest = os.path.join(PEFT_DIR, name)
+        config = os.path.join(dest, "config.yaml")  # committed: the run the adapter starts
+        model = os.path.join(tmp, name)
+        run([eft, "init-model", "--preset", preset, "--out", model, "--seed", str(seed)] + flags)
+        adapter = os.path.join(dest, "adapter")
+        shutil.rmtree(adapter, ignore_errors=True)
+        run([eft, "debug", "init-adapter", "--model", model, "--config", config, "--out", adapter])
+        out = subprocess.run([python, check, model, adapter, ROWS], check=True,
+                             capture_output=True, text=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        result.update({"preset": preset, "flags": flags, "seed": seed})
+        with open(os.path.join(dest, "peft_loss.json"), "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"{name}: PEFT loss {result['loss']:.9g} (base {result['base_loss']:.9g})")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("build")
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--only", action="append", default=[], help="regenerate this fixture only")
+    args = ap.parse_args()
+    eft = os.path.join(os.path.abspath(args.build), "eft")
+    with tempfile.TemporaryDirectory() as tmp:
+        make_golden(eft, args.python, tmp, args.only)
+        make_compat(eft, args.python, tmp, args.only)
+
+
+if __name__ == "__main__":
+    main()
