@@ -25,8 +25,10 @@ const eft_command eft_commands[] = {
      "layer plan, parameter counts and memory plan"},
     {"init-model", cmd_init_model, "eft init-model --preset NAME --out DIR [--seed N]",
      "write a random tiny Gemma 4 checkpoint (eft init-model --list)"},
-    {"debug", cmd_debug, "eft debug loss --model DIR --input ROWS.jsonl [--dump-grads F]",
-     "loss, gradients and logits of packed rows, for checks against transformers"},
+    {"debug", cmd_debug,
+     "eft debug loss --model DIR [--adapter DIR] --input ROWS.jsonl [--dump-grads F]; "
+     "eft debug init-adapter --model DIR --config CONFIG.yaml --out DIR",
+     "loss, gradients and logits of packed rows (checks against transformers); a fresh adapter"},
     {"config-schema", cmd_config_schema, "eft config-schema [--json]",
      "list the config keys: type, default, status, meaning"},
     {"tokenize", cmd_tokenize, "eft tokenize --tokenizer PATH [--no-special]",
