@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 static int log_level = -1;
+/* A progress line is drawn on the terminal without its newline: a message first ends it. */
+static bool progress_open;
 
 static int level_from_env(void) {
     const char *e = getenv("EFT_LOG");
@@ -30,6 +32,10 @@ int eft_log_level(void) {
 
 static void vlog(int level, const char *prefix, const char *fmt, va_list ap) {
     if (level < eft_log_level()) return;
+    if (progress_open) {
+        fputc('\n', stdout);
+        progress_open = false;
+    }
     fflush(stdout); /* keep stdout and stderr in order when both go to one file */
     fputs(prefix, stderr);
     vfprintf(stderr, fmt, ap);
@@ -107,6 +113,7 @@ void eft_progress_update(eft_progress *p, int64_t done, const char *suffix) {
         int pad = p->last_len > n ? p->last_len - n : 0;
         fprintf(stdout, "%s%*s", line, pad, "");
         p->last_len = n;
+        progress_open = true;
     } else {
         fprintf(stdout, "%s %lld/%lld %s\n", p->label, (long long)done, (long long)p->total,
                 suffix ? suffix : "");
@@ -115,7 +122,8 @@ void eft_progress_update(eft_progress *p, int64_t done, const char *suffix) {
 }
 
 void eft_progress_end(eft_progress *p) {
-    if (p->tty && p->last_len > 0) fputc('\n', stdout);
+    if (p->tty && p->last_len > 0 && progress_open) fputc('\n', stdout);
+    progress_open = false;
     fflush(stdout);
     p->last_len = 0;
 }
