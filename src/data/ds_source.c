@@ -130,21 +130,10 @@ static const ds_split_files *choose_split(const ds_found *f, const char *name, b
 }
 
 /* Marks the rows that the spec and the shards keep, in their order. */
-static int select_rows(ds_source *s, const ds_split_spec *spec, const ds_found *f, uint64_t seed) {
+static int select_rows(ds_source *s, const ds_split_spec *spec, uint64_t seed) {
     int64_t cap = 0, n = 0;
     int64_t *sel = NULL;
     for (int p = 0; p < spec->n; p++) {
-        /* a part naming another split than the first reads that split's rows: eft reads one
-         * split per entry, so parts must name the same split */
-        if (strcmp(spec->parts[p].name, spec->parts[0].name)) {
-            char *at = cfg_pos_str(s->d->split.at);
-            eft_fail("%s: %s: split \"%s\" joins different splits (%s and %s), which eft does not "
-                     "read yet. Use one split per datasets entry.",
-                     at, s->what, s->d->split.v, spec->parts[0].name, spec->parts[p].name);
-            eft_free(at);
-            eft_free(sel);
-            return -1;
-        }
         int64_t from, to;
         if (ds_split_range(&spec->parts[p], s->n_rows, &from, &to)) {
             eft_err_context("%s", s->what);
@@ -157,7 +146,6 @@ static int select_rows(ds_source *s, const ds_split_spec *spec, const ds_found *
         }
         for (int64_t r = from; r < to; r++) sel[n++] = r;
     }
-    (void)f;
     const cfg_dataset *d = s->d;
     if (d->shards.set && d->shards.v > 1) {
         /* Axolotl: dataset.shuffle(seed).shard(shards, shards_idx), a contiguous shard */
@@ -206,6 +194,15 @@ int ds_source_open(ds_source *s, const cfg_dataset *d, const char *what, const c
         eft_err_context("%s: %s", at, s->what);
         eft_free(at);
     }
+    for (int p = 1; !rc && p < spec.n; p++)
+        if (strcmp(spec.parts[p].name, spec.parts[0].name)) {
+            /* eft reads one split per entry */
+            char *at = cfg_pos_str(d->split.at);
+            rc = eft_fail("%s: %s: split \"%s\" joins different splits (%s and %s), which eft "
+                          "does not read yet. Use one datasets entry per split.",
+                          at, s->what, split, spec.parts[0].name, spec.parts[p].name);
+            eft_free(at);
+        }
     const ds_split_files *sf =
         rc ? NULL : choose_split(&found, spec.parts[0].name, d->split.set, s);
     if (!sf) rc = -1;
@@ -221,14 +218,17 @@ int ds_source_open(ds_source *s, const cfg_dataset *d, const char *what, const c
     }
     for (int i = 0; !rc && i < s->n_files; i++) {
         s->files[i].first = s->n_rows;
-        if (open_file(s, i)) rc = -1;
+        if (open_file(s, i)) {
+            eft_err_context("%s", s->what);
+            rc = -1;
+        }
         close_file(s);
         if (!rc) s->n_rows += s->files[i].rows;
     }
     if (!rc && s->n_rows == 0)
         rc = eft_fail("%s: %s: no rows: the data is empty. Add rows, or remove the entry.",
                       s->n_files == 1 ? s->files[0].path : d->local_path, s->what);
-    if (!rc) rc = select_rows(s, &spec, &found, seed);
+    if (!rc) rc = select_rows(s, &spec, seed);
     if (!rc && s->n_selected == 0) {
         char *at = cfg_pos_str(d->split.set ? d->split.at : d->at);
         rc =
