@@ -86,6 +86,7 @@ void ds_samples_add(ds_samples *s, const int32_t *ids, const int32_t *labels, in
 }
 
 void ds_samples_append(ds_samples *s, const ds_samples *src, int64_t from, int64_t to) {
+    if (to <= from) return; /* an empty set may have no offsets at all */
     int64_t tokens = src->off[to] - src->off[from];
     reserve(s, to - from, tokens);
     if (src->labels && !s->labels) widen_labels(s);

@@ -72,6 +72,7 @@ int ds_source_open(ds_source *s, const cfg_dataset *d, const char *what, const c
 /* The next selected row in file order: 1 with *row filled, 0 at the end, -1 on error (a
  * malformed line: "file:line:col: ..."). */
 int ds_source_next(ds_source *s, ds_row *row);
+/* Frees what ds_source_open made, whether it succeeded or not. */
 void ds_source_close(ds_source *s);
 
 /* "data.jsonl:12" or "data.json: row 12" for messages (owned by the caller). */
