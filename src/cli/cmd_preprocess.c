@@ -65,17 +65,15 @@ int cmd_preprocess(int argc, char **argv) {
     bool debug = false;
     long examples = 3;
     static const char *const keep[] = {"dump=", "debug", "debug-num-examples=", "help", NULL};
-    eft_config c;
-    cfg_init(&c);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return 0;
         }
-    /* the config is the first positional argument; overrides are consumed around it */
-    for (int i = 1; i < argc && !config; i++)
-        if (argv[i][0] != '-') config = argv[i];
-    if (!config) return eft_fail("preprocess: expected a config file.\n%s", usage);
+    /* the config comes first, as for eft train; overrides and flags follow */
+    if (argc > 1 && argv[1][0] != '-') config = argv[1];
+    if (!config) return eft_fail("preprocess: expected a config file first.\n%s", usage);
+    eft_config c;
     if (cfg_load(&c, config) || cfg_apply_overrides(&c, &argc, argv, keep)) {
         cfg_free(&c);
         return -1;

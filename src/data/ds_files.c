@@ -259,13 +259,13 @@ int ds_find_files(const cfg_dataset *d, const char *what, ds_found *out) {
     }
     list rel = {0};
     walk(base, "", &rel);
-    qsort(rel.v, (size_t)rel.n, sizeof *rel.v, cmp_str);
     if (rel.n == 0) {
         eft_free(rel.v);
         return eft_fail("%s: %s: the folder holds no data file (.jsonl or .json). Put the rows in "
                         "a JSON Lines file, or name the files with data_files.",
                         base, what);
     }
+    qsort(rel.v, (size_t)rel.n, sizeof *rel.v, cmp_str);
     assign_splits(base, &rel, out);
     for (int i = 0; i < rel.n; i++) eft_free(rel.v[i]);
     eft_free(rel.v);
