@@ -21,6 +21,8 @@ const eft_command eft_commands[] = {
     {"version", cmd_version, "eft version", "print eft's version"},
     {"train", cmd_train, "eft train CONFIG.yaml [--dry-run] [--key value ...]",
      "fine-tune a model from an Axolotl config (--dry-run: check everything, then stop)"},
+    {"preprocess", cmd_preprocess, "eft preprocess CONFIG.yaml [--dump FILE.jsonl] [--debug]",
+     "tokenise, label, split and cache the datasets; print the counts"},
     {"info", cmd_info, "eft info --model DIR [CONFIG.yaml] [FLAGS] (eft info --help)",
      "layer plan, parameter counts and memory plan"},
     {"init-model", cmd_init_model, "eft init-model --preset NAME --out DIR [--seed N]",
