@@ -51,9 +51,8 @@ static void format_batch(const ds_format *f, const ds_source *src, slot *s, int 
     }
 }
 
-static int read_all(const eft_config *c, const ds_format *f, ds_source *src, ds_samples *acc,
-                    origin **orig, ds_stats *st) {
-    (void)c;
+static int read_all(const ds_format *f, ds_source *src, ds_samples *acc, origin **orig,
+                    ds_stats *st) {
     slot *s = eft_calloc(BATCH_ROWS, sizeof *s);
     for (int i = 0; i < BATCH_ROWS; i++) ds_samples_init(&s[i].out);
     int64_t cap = 0;
@@ -116,7 +115,7 @@ int ds_build_entry(const eft_config *c, const tok_tokenizer *t, ds_source *src, 
     ds_samples acc;
     ds_samples_init(&acc);
     origin *orig = NULL;
-    int rc = read_all(c, &f, src, &acc, &orig, st);
+    int rc = read_all(&f, src, &acc, &orig, st);
     ds_format_free(&f);
 
     /* put the samples in the order the selection gave their rows */

@@ -18,7 +18,8 @@
  * none). eot_tokens (default: the tokenizer's eos token) must each be one token.
  *
  * Not yet (refused, naming the row or the key): tools, reasoning_content, per-part or per-span
- * training (content parts with train/weight, message_field_training_detail).
+ * training (content parts with train/weight, message_field_training_detail), and
+ * chat_template_kwargs other than enable_thinking: false.
  */
 #include "data/ds_format.h"
 
@@ -136,6 +137,20 @@ int ds_chat_init(ds_format *f, const eft_config *c, const cfg_dataset *d, const 
         return fail_key(d->message_field_training_detail.at, what, "message_field_training_detail",
                         "per-span training is not supported yet. Remove it, or split the "
                         "turns.");
+    /* the engine renders thinking off and takes no other variable: refuse what would change
+     * the text rather than ignore it */
+    const cfg_map *kw = &c->chat_template_kwargs;
+    for (int i = 0; i < kw->n; i++) {
+        const cfg_map_item *it = &kw->items[i];
+        bool think = true;
+        if (!strcmp(it->key, "enable_thinking") &&
+            cfg_map_bool(kw, it->key, &think, "chat_template_kwargs"))
+            return -1;
+        if (think)
+            return fail_key(it->key_at, what, "chat_template_kwargs",
+                            "eft's chat templates render with thinking off and take no other "
+                            "variables yet; remove it (enable_thinking: false is accepted).");
+    }
     if (resolve_template(c, d, what, &ch->tmpl)) return -1;
     /* message keys */
     const cfg_map *mp = &d->message_property_mappings;

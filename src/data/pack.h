@@ -74,6 +74,7 @@ typedef struct pack_loader {
 } pack_loader;
 
 /* Sizes everything for the samples s (which must outlive the loader) and packs epoch 0.
+ * sample_packing_group_size has no effect: eft packs a whole epoch at once in O(n log n).
  * Errors: a sample longer than a bin (the filters keep this from happening). */
 int pack_loader_init(pack_loader *L, const ds_samples *s, const pack_config *pc);
 void pack_loader_free(pack_loader *L);
@@ -106,10 +107,14 @@ typedef struct pack_steps {
     int64_t warmup_base;       /* what warmup_ratio multiplies: min(estimate, max_steps) */
 } pack_steps;
 
-/* Unpacked: estimate = ceil(N x E / (B x G)). Packed: estimate = floor(max(1, M div G) x E)
- * with eft's bin count M (Axolotl uses the smallest of four first-fit packings; eft's count is
- * exact), or with sample_packing_eff_est set, (floor(0.99 x tokens / eff / sequence_len div
- * (B x G)) - 1) x E, truncated. */
+/* Unpacked: estimate = ceil(N x E / (B x G)). Packed: estimate = floor(max(1, M div G) x E),
+ * Axolotl's formula, or with sample_packing_eff_est set, (floor(0.99 x tokens / eff /
+ * sequence_len div (B x G)) - 1) x E, truncated. M is eft's own bin count: Axolotl takes the
+ * smallest bin count of four first-fit packings in random order and cuts every epoch to it;
+ * eft's first-fit-decreasing count is the same every epoch, so no bin is ever left out, and it
+ * is usually smaller than Axolotl's (fuller bins), so a packed run takes fewer, fuller steps
+ * than Axolotl's on the same data. The trainer runs `total` updates of G micro-batches, the last
+ * update of an epoch taking what is left (training-math section 1). */
 void pack_steps_compute(const pack_loader *L, const eft_config *c, pack_steps *out);
 
 #endif

@@ -14,10 +14,12 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/fs.h"
+#include "data/ds_format.h"
 #include "io/config.h"
 #include "text/tokenizer.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { T_PAD = 0, T_EOS = 1, T_BOS = 2, T_UNK = 3, T_BYTE0 = 4, T_TURN = 260, T_ENDTURN = 261 };
@@ -110,6 +112,69 @@ static inline int ds_test_config_rc(eft_config *c, const char *model_dir, const 
     int rc = cfg_load_string(c, text, "test.yaml") || cfg_validate(c) || cfg_resolve_paths(c);
     eft_free(text);
     return rc ? -1 : 0;
+}
+
+/* The fixture of the data tests: a temporary folder, a model folder in it holding the test
+ * tokenizer, and that tokenizer loaded. */
+typedef struct ds_fx {
+    char *dir, *model;
+    tok_tokenizer *tok;
+} ds_fx;
+
+static inline ds_fx *ds_fx_open(const char *name) {
+    ds_fx *f = calloc(1, sizeof *f);
+    f->dir = test_tmpdir(name);
+    f->model = eft_path_join(f->dir, "model");
+    ds_test_write_tokenizer(f->model);
+    f->tok = ds_test_tokenizer();
+    return f;
+}
+
+static inline int ds_fx_teardown(void **state) {
+    ds_fx *f = *state;
+    tok_free(f->tok);
+    eft_free(f->model);
+    test_tmpdir_cleanup(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Formats every row of `data`, written to <dir>/<file>, with the dataset entry
+ * `{path: ..., <entry>}` and the top-level keys `top`. Returns 0 with the samples in *out (and
+ * the number of skipped rows in *skips when not NULL), or -1 with the error recorded. */
+static inline int ds_test_format_rows(ds_fx *f, const char *file, const char *top,
+                                      const char *entry, const char *data, ds_samples *out,
+                                      int *skips) {
+    char *path = ds_test_file(f->dir, file, data);
+    char *yaml = eft_asprintf("%s\ndatasets: [{path: %s, %s}]\n", top, path, entry);
+    eft_config c;
+    ds_test_config(&c, f->model, yaml);
+    ds_samples_init(out);
+    ds_source src;
+    ds_format fmt = {0};
+    int rc = ds_source_open(&src, &c.datasets.v[0], "datasets[0]", "train", 42);
+    if (!rc)
+        rc = ds_format_init(&fmt, &c, &c.datasets.v[0], "datasets[0]", f->tok, c.sequence_len.v);
+    ds_row row;
+    int got;
+    if (skips) *skips = 0;
+    while (!rc && (got = ds_source_next(&src, &row)) != 0) {
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+        ds_at at = {&src, &row};
+        ds_skip skip;
+        rc = ds_format_row(&fmt, row.v, &at, out, &skip);
+        if (skips && skip) (*skips)++;
+        cJSON_Delete(row.v);
+    }
+    ds_format_free(&fmt);
+    ds_source_close(&src);
+    cfg_free(&c);
+    eft_free(yaml);
+    eft_free(path);
+    return rc;
 }
 
 #endif

@@ -8,63 +8,18 @@
 
 #include "data/ds_format.h"
 
-#include <stdlib.h>
 #include <unistd.h>
 
-typedef struct fx {
-    char *dir, *model;
-    tok_tokenizer *tok;
-} fx;
-
 static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
-    f->dir = test_tmpdir("ds_chat");
-    f->model = eft_path_join(f->dir, "model");
-    ds_test_write_tokenizer(f->model);
-    f->tok = ds_test_tokenizer();
-    *state = f;
+    *state = ds_fx_open("ds_chat");
     return 0;
 }
 
-static int teardown(void **state) {
-    fx *f = *state;
-    tok_free(f->tok);
-    eft_free(f->model);
-    test_tmpdir_cleanup(f->dir);
-    free(f);
-    return 0;
-}
-
-/* As test_ds_formats.c's run(): formats the rows of `data` with entry `{path, <entry>}`. */
-static int run(fx *f, const char *top, const char *entry, const char *data, ds_samples *out) {
-    char *path = ds_test_file(f->dir, "chat.jsonl", data);
-    char *yaml =
-        eft_asprintf("%s\ndatasets: [{path: %s, type: chat_template, %s}]\n", top, path, entry);
-    eft_config c;
-    ds_test_config(&c, f->model, yaml);
-    ds_samples_init(out);
-    ds_source src;
-    ds_format fmt = {0};
-    int rc = ds_source_open(&src, &c.datasets.v[0], "datasets[0]", "train", 42);
-    if (!rc)
-        rc = ds_format_init(&fmt, &c, &c.datasets.v[0], "datasets[0]", f->tok, c.sequence_len.v);
-    ds_row row;
-    int got;
-    while (!rc && (got = ds_source_next(&src, &row)) != 0) {
-        if (got < 0) {
-            rc = -1;
-            break;
-        }
-        ds_at at = {&src, &row};
-        ds_skip skip;
-        rc = ds_format_row(&fmt, row.v, &at, out, &skip);
-        cJSON_Delete(row.v);
-    }
-    ds_format_free(&fmt);
-    ds_source_close(&src);
-    cfg_free(&c);
-    eft_free(yaml);
-    eft_free(path);
+/* Formats rows with entry `{path, type: chat_template, <entry>}`. */
+static int run(ds_fx *f, const char *top, const char *entry, const char *data, ds_samples *out) {
+    char *e = eft_asprintf("type: chat_template, %s", entry);
+    int rc = ds_test_format_rows(f, "chat.jsonl", top, e, data, out, NULL);
+    eft_free(e);
     return rc;
 }
 
@@ -108,7 +63,7 @@ static void check(const ds_samples *got, int64_t i, const seq *want) {
 #define GEMMA4 "chat_template: gemma4\neot_tokens: [\"<turn|>\"]"
 
 static void test_openai_and_sharegpt(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     seq want = {0};
     id(&want, T_BOS, false);
     turn(&want, "system", "Be kind.", false, false);
@@ -145,7 +100,7 @@ static void test_openai_and_sharegpt(void **state) {
 }
 
 static void test_roles_and_training_flags(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     /* a roles map replaces the defaults; roles_to_train go through it */
     const char *row = "{\"messages\": [{\"role\": \"person\", \"content\": \"Q\"}, {\"role\": "
@@ -187,7 +142,7 @@ static void test_roles_and_training_flags(void **state) {
 }
 
 static void test_eot_tokens(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     const char *row = "{\"messages\": [{\"role\": \"user\", \"content\": \"Q\"}, {\"role\": "
                       "\"assistant\", \"content\": \"A\"}]}\n";
@@ -218,7 +173,7 @@ static void test_eot_tokens(void **state) {
 }
 
 static void test_template_resolution(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     const char *row = "{\"messages\": [{\"role\": \"user\", \"content\": \"Q\"}]}\n";
     /* tokenizer_default (the default) with no template in the checkpoint */
@@ -253,7 +208,7 @@ static void test_template_resolution(void **state) {
 }
 
 static void test_bad_rows(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     assert_int_equal(run(f, GEMMA4, "", "{\"msgs\": []}\n", &s), -1);
     assert_contains(eft_err_msg(), "chat.jsonl:1: messages: missing in this row");
@@ -286,6 +241,15 @@ static void test_bad_rows(void **state) {
         run(f, GEMMA4, "message_field_training_detail: spans", "{\"messages\": []}\n", &s), -1);
     assert_contains(eft_err_msg(), "message_field_training_detail: per-span training");
     ds_samples_free(&s);
+    assert_int_equal(run(f, GEMMA4 "\nchat_template_kwargs: {enable_thinking: true}", "",
+                         "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}\n", &s),
+                     -1);
+    assert_contains(eft_err_msg(), "chat_template_kwargs: eft's chat templates render with");
+    ds_samples_free(&s);
+    if (run(f, GEMMA4 "\nchat_template_kwargs: {enable_thinking: false}", "",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}\n", &s))
+        fail_msg("%s", eft_err_msg());
+    ds_samples_free(&s);
 }
 
 int main(void) {
@@ -296,5 +260,5 @@ int main(void) {
         cmocka_unit_test(test_template_resolution),
         cmocka_unit_test(test_bad_rows),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, ds_fx_teardown);
 }

@@ -8,67 +8,14 @@
 
 #include "data/ds_format.h"
 
-#include <stdlib.h>
-
-typedef struct fx {
-    char *dir, *model;
-    tok_tokenizer *tok;
-} fx;
-
 static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
-    f->dir = test_tmpdir("ds_formats");
-    f->model = eft_path_join(f->dir, "model");
-    ds_test_write_tokenizer(f->model);
-    f->tok = ds_test_tokenizer();
-    *state = f;
+    *state = ds_fx_open("ds_formats");
     return 0;
 }
 
-static int teardown(void **state) {
-    fx *f = *state;
-    tok_free(f->tok);
-    eft_free(f->model);
-    test_tmpdir_cleanup(f->dir);
-    free(f);
-    return 0;
-}
-
-/* Formats every row of `data` (JSON Lines) with a dataset entry `{path: ..., <entry>}` and the
- * top-level keys `top`. Returns 0 with the samples in *out (and the skip count), or -1 with the
- * error recorded. */
-static int run(fx *f, const char *top, const char *entry, const char *data, ds_samples *out,
+static int run(ds_fx *f, const char *top, const char *entry, const char *data, ds_samples *out,
                int *skips) {
-    char *path = ds_test_file(f->dir, "data.jsonl", data);
-    char *yaml = eft_asprintf("%s\ndatasets: [{path: %s, %s}]\n", top, path, entry);
-    eft_config c;
-    ds_test_config(&c, f->model, yaml);
-    ds_samples_init(out);
-    ds_source src;
-    ds_format fmt = {0};
-    int rc = ds_source_open(&src, &c.datasets.v[0], "datasets[0]", "train", 42);
-    if (!rc)
-        rc = ds_format_init(&fmt, &c, &c.datasets.v[0], "datasets[0]", f->tok, c.sequence_len.v);
-    ds_row row;
-    int got;
-    if (skips) *skips = 0;
-    while (!rc && (got = ds_source_next(&src, &row)) != 0) {
-        if (got < 0) {
-            rc = -1;
-            break;
-        }
-        ds_at at = {&src, &row};
-        ds_skip skip;
-        rc = ds_format_row(&fmt, row.v, &at, out, &skip);
-        if (skips && skip) (*skips)++;
-        cJSON_Delete(row.v);
-    }
-    ds_format_free(&fmt);
-    ds_source_close(&src);
-    cfg_free(&c);
-    eft_free(yaml);
-    eft_free(path);
-    return rc;
+    return ds_test_format_rows(f, "data.jsonl", top, entry, data, out, skips);
 }
 
 /* Checks sample i against ids[n] and labels[n]. */
@@ -108,7 +55,7 @@ static void add_id(int32_t *ids, int32_t *labels, int *n, int32_t id, bool train
     "completes the request.\n\n### Instruction:\nSay hi.\n\n### Response:\n"
 
 static void test_alpaca(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     const char *rows = "{\"instruction\": \"Add.\", \"input\": \"2 2\", \"output\": \"4\"}\n"
                        "{\"instruction\": \"Say hi.\", \"input\": \"\", \"output\": \"hi\"}\n"
@@ -161,7 +108,7 @@ static void test_alpaca(void **state) {
 }
 
 static void test_alpaca_errors(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     assert_int_equal(run(f, "", "type: alpaca",
                          "{\"instruction\": \"a\", \"output\": \"b\"}\n\n{\"output\": \"b\"}\n", &s,
@@ -179,7 +126,7 @@ static void test_alpaca_errors(void **state) {
 }
 
 static void test_user_defined(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     const char *entry = "type: {system_prompt: SYS, system_format: \"[{system}] \", "
                         "format: \"Q: {instruction} ({input}) {{x}} A: \", no_input_format: "
@@ -214,7 +161,7 @@ static void test_user_defined(void **state) {
 }
 
 static void test_completion(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     int skips;
     const char *rows = "{\"text\": \"abcdefghijklmnopqrstuvwxy\"}\n{\"text\": \"\"}\n"
@@ -259,7 +206,7 @@ static void test_completion(void **state) {
 }
 
 static void test_input_output(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     const char *rows = "{\"segments\": [{\"label\": false, \"text\": \"<bos>Q:\"}, "
                        "{\"label\": true, \"text\": \"A<eos>\"}, {\"label\": false, \"text\": "
@@ -290,7 +237,7 @@ static void test_input_output(void **state) {
 }
 
 static void test_pretokenized(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     ds_samples s;
     const char *rows = "{\"input_ids\": [2, 70, 71, 1], \"labels\": [-100, 70, 9, 1]}\n"
                        "{\"input_ids\": [2, 80, 81]}\n"
@@ -325,5 +272,5 @@ int main(void) {
         cmocka_unit_test(test_user_defined), cmocka_unit_test(test_completion),
         cmocka_unit_test(test_input_output), cmocka_unit_test(test_pretokenized),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, ds_fx_teardown);
 }

@@ -11,28 +11,26 @@
 #include <unistd.h>
 
 typedef struct fx {
+    ds_fx *base;
     char *dir, *model, *cache;
     tok_tokenizer *tok;
 } fx;
 
 static int setup(void **state) {
     fx *f = calloc(1, sizeof *f);
-    f->dir = test_tmpdir("ds_prepare");
-    f->model = eft_path_join(f->dir, "model");
+    f->base = ds_fx_open("ds_prepare");
+    f->dir = f->base->dir, f->model = f->base->model, f->tok = f->base->tok;
     f->cache = eft_path_join(f->dir, "prepared");
-    ds_test_write_tokenizer(f->model);
-    f->tok = ds_test_tokenizer();
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
     fx *f = *state;
-    tok_free(f->tok);
-    eft_free(f->model), eft_free(f->cache);
-    test_tmpdir_cleanup(f->dir);
+    eft_free(f->cache);
+    *state = f->base;
     free(f);
-    return 0;
+    return ds_fx_teardown(state);
 }
 
 /* Completion rows whose texts are `n` copies of letter c, for n in lens[]. */

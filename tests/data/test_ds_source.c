@@ -10,30 +10,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-typedef struct fx {
-    char *dir, *model;
-} fx;
-
 static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
-    f->dir = test_tmpdir("ds_source");
-    f->model = eft_path_join(f->dir, "model");
-    ds_test_write_tokenizer(f->model);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fx *f = *state;
-    eft_free(f->model);
-    test_tmpdir_cleanup(f->dir);
-    free(f);
+    *state = ds_fx_open("ds_source");
     return 0;
 }
 
 /* Opens the entry `{path: <dir>/<rel>, <entry>}` (of test_datasets when test) and writes the i
  * fields of its rows, comma-separated, into got. Returns 0 or -1 (error recorded). */
-static int rows_of(fx *f, const char *rel, const char *entry, bool test, char *got, size_t cap) {
+static int rows_of(ds_fx *f, const char *rel, const char *entry, bool test, char *got, size_t cap) {
     char *path = eft_path_join(f->dir, rel);
     char *yaml =
         eft_asprintf("datasets: [{path: %s, type: completion%s%s}]\n%s", path, *entry ? ", " : "",
@@ -89,7 +73,7 @@ static int rows_of(fx *f, const char *rel, const char *entry, bool test, char *g
     } while (0)
 
 static void test_file_kinds(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     eft_free(
         ds_test_file(f->dir, "a.jsonl", "\xEF\xBB\xBF{\"i\": 0}\n\n  \n{\"i\": 1}\r\n{\"i\": 2}"));
     ROWS("a.jsonl", "", "0,1,2");
@@ -104,7 +88,7 @@ static void test_file_kinds(void **state) {
 }
 
 static void test_slices_and_shards(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     char text[512] = "";
     for (int i = 0; i < 10; i++)
         snprintf(text + strlen(text), sizeof text - strlen(text), "{\"i\": %d}\n", i);
@@ -139,7 +123,7 @@ static void test_slices_and_shards(void **state) {
 }
 
 static void test_folder_splits(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     eft_free(ds_test_file(f->dir, "named/train.jsonl", "{\"i\": 1}\n"));
     eft_free(ds_test_file(f->dir, "named/my_test-0.jsonl", "{\"i\": 2}\n"));
     eft_free(ds_test_file(f->dir, "named/valid.json", "[{\"i\": 3}]"));
@@ -167,7 +151,7 @@ static void test_folder_splits(void **state) {
 }
 
 static void test_errors(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     eft_free(ds_test_file(f->dir, "bad.jsonl", "{\"i\": 0}\n\n{\"i\": 1,, }\n"));
     FAILS("bad.jsonl", "", "bad.jsonl:3:10: invalid JSON on this line");
     eft_free(ds_test_file(f->dir, "arr.jsonl", "{\"i\": 0}\n[1, 2]\n"));
@@ -204,5 +188,5 @@ int main(void) {
         cmocka_unit_test(test_folder_splits),
         cmocka_unit_test(test_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, ds_fx_teardown);
 }

@@ -9,24 +9,8 @@
 
 #include <stdlib.h>
 
-typedef struct fx {
-    char *dir, *model;
-} fx;
-
 static int setup(void **state) {
-    fx *f = calloc(1, sizeof *f);
-    f->dir = test_tmpdir("preprocess_cli");
-    f->model = eft_path_join(f->dir, "model");
-    ds_test_write_tokenizer(f->model);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fx *f = *state;
-    eft_free(f->model);
-    test_tmpdir_cleanup(f->dir);
-    free(f);
+    *state = ds_fx_open("preprocess_cli");
     return 0;
 }
 
@@ -37,9 +21,9 @@ static int teardown(void **state) {
     "\"value\": \"4\"}]}\n"                                                                        \
     "{\"conversations\": [{\"from\": \"human\", \"value\": \"no answer\"}]}\n"                     \
     "{\"conversations\": [{\"from\": \"human\", \"value\": \"long\"}, {\"from\": \"gpt\", "        \
-    "\"value\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}]}\n"
+    "\"value\": \"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\"}]}\n"
 
-static char *write_config(fx *f, const char *extra) {
+static char *write_config(ds_fx *f, const char *extra) {
     char *chat = ds_test_file(f->dir, "chat.jsonl", CHAT_ROWS);
     char *alpaca = ds_test_file(f->dir, "alpaca.json",
                                 "[{\"instruction\": \"Say hi.\", \"output\": \"hi\"}, "
@@ -60,7 +44,7 @@ static char *write_config(fx *f, const char *extra) {
 }
 
 static void test_end_to_end(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     char *cfg = write_config(f, "");
     char *dump = eft_path_join(f->dir, "dump.jsonl");
     char *args = eft_asprintf("preprocess %s --dump %s --sequence-len 64", cfg, dump);
@@ -130,7 +114,7 @@ static void test_end_to_end(void **state) {
 }
 
 static void test_errors(void **state) {
-    fx *f = *state;
+    ds_fx *f = *state;
     char *cfg = write_config(f, "");
     char *chat = eft_path_join(f->dir, "chat.jsonl");
     test_write_file(chat, "{\"conversations\": []}\n{\"conversations\": [}\n");
@@ -169,5 +153,5 @@ int main(void) {
         cmocka_unit_test(test_end_to_end),
         cmocka_unit_test(test_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, ds_fx_teardown);
 }
