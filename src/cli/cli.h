@@ -17,6 +17,8 @@ extern const int eft_ncommands;
 /* The commands, one per cmd_<name>.c. */
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
+int cmd_inference(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
 int cmd_debug(int argc, char **argv);

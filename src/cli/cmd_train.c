@@ -18,12 +18,14 @@
 #include "model/g4_report.h"
 #include "model/g4_weights.h"
 #include "train/run_config.h"
+#include "train/trainer.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static const char *usage =
     "usage: eft train CONFIG.yaml [--dry-run] [--print-config] [--key value ...]\n"
+    "       eft evaluate CONFIG.yaml [--key value ...]\n"
     "  Fine-tunes base_model on the config's datasets. Any config key can be overridden on the\n"
     "  command line as --key value or --key=value (dashes or underscores).\n"
     "  --dry-run       check the config, the files it names, the model plan and the memory\n"
@@ -143,12 +145,21 @@ int cmd_train(int argc, char **argv) {
     if (!rc) rc = check_tokenizer(&r.cfg);
     if (!rc) rc = load_model_plan(&r);
     if (!rc) rc = trn_check_buildable(&r.cfg, &r.plan);
-    if (!rc) rc = dry_run_report(&r);
-    if (!rc) rc = check_weights(&r);
+    if (!rc && dry) rc = dry_run_report(&r);
+    if (!rc && dry) rc = check_weights(&r);
     if (!rc && dry) printf("\ndry run: %s checks out; a training run could start.\n", r.cfg.path);
-    if (!rc && !dry)
-        rc = eft_fail("train: this build of eft stops after the checks above (training runs are "
-                      "the next piece being built). Use --dry-run to check a config.");
+    if (!rc && !dry) rc = trn_train(&r.cfg);
+    run_free(&r);
+    return rc;
+}
+
+/* `eft evaluate CONFIG.yaml`: the loss on the eval and train splits (trainer.h). */
+int cmd_evaluate(int argc, char **argv) {
+    train_run r = {0};
+    bool dry = false, print = false;
+    int rc = load_config(&r, &argc, argv, &dry, &print);
+    if (!rc) rc = check_tokenizer(&r.cfg);
+    if (!rc) rc = trn_evaluate(&r.cfg);
     run_free(&r);
     return rc;
 }

@@ -137,20 +137,18 @@ int ds_chat_init(ds_format *f, const eft_config *c, const cfg_dataset *d, const 
         return fail_key(d->message_field_training_detail.at, what, "message_field_training_detail",
                         "per-span training is not supported yet. Remove it, or split the "
                         "turns.");
-    /* the engine renders thinking off and takes no other variable: refuse what would change
-     * the text rather than ignore it */
+    /* The engine takes one template variable, enable_thinking: refuse the others, which
+     * would change the text, rather than ignore them. */
     const cfg_map *kw = &c->chat_template_kwargs;
     for (int i = 0; i < kw->n; i++) {
         const cfg_map_item *it = &kw->items[i];
-        bool think = true;
-        if (!strcmp(it->key, "enable_thinking") &&
-            cfg_map_bool(kw, it->key, &think, "chat_template_kwargs"))
-            return -1;
-        if (think)
+        if (strcmp(it->key, "enable_thinking"))
             return fail_key(it->key_at, what, "chat_template_kwargs",
-                            "eft's chat templates render with thinking off and take no other "
-                            "variables yet; remove it (enable_thinking: false is accepted).");
+                            "eft's chat templates take one variable, enable_thinking; remove "
+                            "the others.");
     }
+    bool think = false;
+    if (cfg_map_bool(kw, "enable_thinking", &think, "chat_template_kwargs")) return -1;
     if (resolve_template(c, d, what, &ch->tmpl)) return -1;
     /* message keys */
     const cfg_map *mp = &d->message_property_mappings;
@@ -183,6 +181,7 @@ int ds_chat_init(ds_format *f, const eft_config *c, const cfg_dataset *d, const 
     /* training options */
     chat_opts *o = &ch->opts;
     *o = chat_opts_default();
+    o->enable_thinking = think;
     const cfg_strlist *rt = &d->roles_to_train;
     ch->train_roles = eft_calloc((size_t)(rt->n ? rt->n : 1), sizeof *ch->train_roles);
     for (int i = 0; i < rt->n; i++) {

@@ -108,6 +108,9 @@ typedef struct chat_opts {
     bool drop_system_message; /* drop the first message when its role is "system" */
     bool train_on_inputs;     /* every turn is trained (content and EOT/EOS as for assistant
                                  turns; headers and <bos> stay masked), unless msg.train is 0 */
+    bool enable_thinking;     /* gemma4's template variable (chat_template_kwargs): a system turn
+                                 opening with <|think|>, and a generation prompt without the
+                                 empty thought channel. Ignored by gemma3 and chatml. */
 } chat_opts;
 
 /* roles_to_train {"assistant"}, TURN/TURN, no eot ids, both flags false. */
@@ -125,6 +128,9 @@ int chat_opts_check(const tok_tokenizer *t, const chat_opts *o);
  * ("message 3 (assistant): ...") for an unknown role, an empty conversation, a role sequence the
  * template refuses, or NULL content in chatml. */
 char *chat_render(chat_template_kind k, const chat_msg *m, int n, bool add_generation_prompt);
+/* The same with the template variables of o (enable_thinking); o may be NULL. */
+char *chat_render_opts(chat_template_kind k, const chat_msg *m, int n, bool add_generation_prompt,
+                       const chat_opts *o);
 
 /* Renders the conversation (without generation prompt, after drop_system_message), tokenizes it
  * without the post-processor (the template writes <bos> itself) and labels it as described above.

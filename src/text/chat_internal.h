@@ -26,7 +26,7 @@ typedef struct chat_span {
  * message for what the template refuses (out is then partly written); messages are numbered from
  * base + 1, so that a caller who dropped some still names them as its user counts them. */
 int chat_render_spans(chat_template_kind k, const chat_msg *m, int n, int base,
-                      bool add_generation_prompt, eft_buf *out, chat_span *spans);
+                      bool add_generation_prompt, bool thinking, eft_buf *out, chat_span *spans);
 
 /* Python's str.strip() on s[0..n): *b and *e bound what remains. Bytes that are not valid UTF-8
  * are not whitespace. */

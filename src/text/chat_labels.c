@@ -150,7 +150,7 @@ int chat_tokenize(const tok_tokenizer *t, chat_template_kind k, const chat_msg *
     eft_buf text = {0};
     tok_ids tok = {0};
     chat_span *spans = eft_calloc(n > 0 ? (size_t)n : 1, sizeof *spans);
-    int rc = chat_render_spans(k, m, n, base, false, &text, spans);
+    int rc = chat_render_spans(k, m, n, base, false, o->enable_thinking, &text, spans);
     if (rc == 0) rc = tok_encode_offsets(t, text.data, text.len, false, &tok);
     if (rc == 0) {
         size_t at = out_ids->n;

@@ -3,7 +3,7 @@
  *
  * Each function follows its Jinja source statement by statement for plain string messages; the
  * sources are ../shared/data/chat-templates/gemma4.jinja and Axolotl's gemma3.jinja and
- * chatml.jinja. Not here: tools, tool_calls, reasoning fields, content parts, enable_thinking.
+ * chatml.jinja. Not here: tools, tool_calls, reasoning fields, content parts.
  */
 #include "text/chat_internal.h"
 
@@ -47,14 +47,18 @@ static chat_span empty_at(const eft_buf *out) {
     return (chat_span){out->len, out->len};
 }
 
-static void render_gemma4(const chat_msg *m, int n, bool gen, eft_buf *out, chat_span *spans) {
+/* thinking: the template's enable_thinking. It opens a system turn (even without a system
+ * message) with <|think|>, and drops the empty thought channel from the generation prompt. */
+static void render_gemma4(const chat_msg *m, int n, bool gen, bool thinking, eft_buf *out,
+                          chat_span *spans) {
     eft_buf_puts(out, "<bos>");
     int first = 0;
-    if (is(&m[0], "system") || is(&m[0], "developer")) {
+    bool system = n > 0 && (is(&m[0], "system") || is(&m[0], "developer"));
+    if (system || thinking) {
         eft_buf_puts(out, "<|turn>system\n");
-        spans[0] = chat_put_trimmed(out, content(&m[0]));
+        if (thinking) eft_buf_puts(out, "<|think|>\n");
+        if (system) spans[0] = chat_put_trimmed(out, content(&m[0])), first = 1;
         eft_buf_puts(out, "<turn|>\n");
-        first = 1;
     }
     const chat_msg *prev = NULL; /* the last non-tool message since `first` */
     for (int i = first; i < n; i++) {
@@ -73,7 +77,9 @@ static void render_gemma4(const chat_msg *m, int n, bool gen, eft_buf *out, chat
         eft_buf_puts(out, "<turn|>\n");
         prev = &m[i];
     }
-    if (gen) eft_buf_puts(out, "<|turn>model\n<|channel>thought\n<channel|>");
+    if (gen)
+        eft_buf_puts(out,
+                     thinking ? "<|turn>model\n" : "<|turn>model\n<|channel>thought\n<channel|>");
 }
 
 static int render_gemma3(const chat_msg *m, int n, int base, bool gen, eft_buf *out,
@@ -119,11 +125,11 @@ static void render_chatml(const chat_msg *m, int n, bool gen, eft_buf *out, chat
 }
 
 int chat_render_spans(chat_template_kind k, const chat_msg *m, int n, int base,
-                      bool add_generation_prompt, eft_buf *out, chat_span *spans) {
+                      bool add_generation_prompt, bool thinking, eft_buf *out, chat_span *spans) {
     if (check_messages(k, m, n, base) < 0) return -1;
     switch (k) {
     case CHAT_GEMMA4:
-        render_gemma4(m, n, add_generation_prompt, out, spans);
+        render_gemma4(m, n, add_generation_prompt, thinking, out, spans);
         return 0;
     case CHAT_GEMMA3:
         return render_gemma3(m, n, base, add_generation_prompt, out, spans);
@@ -136,9 +142,15 @@ int chat_render_spans(chat_template_kind k, const chat_msg *m, int n, int base,
 }
 
 char *chat_render(chat_template_kind k, const chat_msg *m, int n, bool add_generation_prompt) {
+    return chat_render_opts(k, m, n, add_generation_prompt, NULL);
+}
+
+char *chat_render_opts(chat_template_kind k, const chat_msg *m, int n, bool add_generation_prompt,
+                       const chat_opts *o) {
     eft_buf out = {0};
     chat_span *spans = eft_calloc(n > 0 ? (size_t)n : 1, sizeof *spans);
-    int rc = chat_render_spans(k, m, n, 0, add_generation_prompt, &out, spans);
+    int rc =
+        chat_render_spans(k, m, n, 0, add_generation_prompt, o && o->enable_thinking, &out, spans);
     eft_free(spans);
     if (rc < 0) {
         eft_buf_free(&out);

@@ -53,9 +53,15 @@ int trn_evaluate(const eft_config *c) {
     if (!rc && r.train.s) rc = trn_eval_loader(&r, &r.train, &train_loss, &train_tokens);
     if (!rc) {
         printf("{\"eval_loss\": ");
-        if (isnan(eval_loss)) printf("null"); else printf("%.9g", eval_loss);
+        if (isnan(eval_loss))
+            printf("null");
+        else
+            printf("%.9g", eval_loss);
         printf(", \"eval_tokens\": %lld, \"train_loss\": ", (long long)eval_tokens);
-        if (isnan(train_loss)) printf("null"); else printf("%.9g", train_loss);
+        if (isnan(train_loss))
+            printf("null");
+        else
+            printf("%.9g", train_loss);
         printf(", \"train_tokens\": %lld}\n", (long long)train_tokens);
     }
     trn_teardown(&r);

@@ -219,7 +219,8 @@ int trn_save_checkpoint(trn_run *r) {
     int rc = eft_remove_tree(tmp) || eft_mkdirs(tmp) || write_model(r, tmp) ||
              write_optimizer(r, tmp) || write_trainer_state(r, tmp) || write_state(r, tmp);
     if (!rc && eft_path_exists(final)) rc = eft_remove_tree(final);
-    if (!rc && rename(tmp, final) != 0) rc = eft_fail_errno(final, "Could not move the checkpoint into place.");
+    if (!rc && rename(tmp, final) != 0)
+        rc = eft_fail_errno(final, "Could not move the checkpoint into place.");
     if (rc) eft_remove_tree(tmp);
     if (!rc) {
         eft_free(r->last_checkpoint);
@@ -292,9 +293,12 @@ static int restore_optimizer(trn_run *r, const char *dir) {
 
 /* Log entries of trainer_state.json's log_history up to the resumed step, with their keys
  * interned (the entries keep static key strings). */
-static const char *const known_keys[] = {
-    "step",  "epoch", "loss", "grad_norm", "learning_rate", "tokens_per_second", "peak_memory_gb",
-    "trainable_tokens", "eval_loss", "eval_tokens", "eval_runtime"};
+static const char *const known_keys[] = {"step",           "epoch",
+                                         "loss",           "grad_norm",
+                                         "learning_rate",  "tokens_per_second",
+                                         "peak_memory_gb", "trainable_tokens",
+                                         "eval_loss",      "eval_tokens",
+                                         "eval_runtime"};
 
 static int restore_history(trn_run *r, const char *dir, met_entry **out, int *n) {
     char *path = eft_path_join(dir, "trainer_state.json");
@@ -360,7 +364,8 @@ static int restore_state(trn_run *r, const char *dir) {
 int trn_resume(trn_run *r) {
     const eft_config *c = r->c;
     char *dir = NULL;
-    if (c->resume_from_checkpoint.set && c->resume_from_checkpoint.v && *c->resume_from_checkpoint.v) {
+    if (c->resume_from_checkpoint.set && c->resume_from_checkpoint.v &&
+        *c->resume_from_checkpoint.v) {
         dir = eft_strdup(c->resume_from_checkpoint.v);
         if (!eft_is_dir(dir)) {
             int rc = cfg_fail_at(c->resume_from_checkpoint.at, "resume_from_checkpoint",
@@ -429,4 +434,6 @@ int trn_presave(trn_run *r) {
     return rc;
 }
 
-int trn_save_final(trn_run *r) { return write_model(r, r->c->output_dir.v); }
+int trn_save_final(trn_run *r) {
+    return write_model(r, r->c->output_dir.v);
+}

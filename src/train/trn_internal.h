@@ -55,8 +55,10 @@ typedef struct trn_run {
     int64_t tokens_seen, trained_tokens; /* cumulative, all micro-batches */
     double window_t0;                    /* wall time at the last log */
     int64_t window_trained;              /* trained tokens since the last log */
+    int64_t tokens_at_start;             /* trained_tokens when this process started training */
     float last_grad_norm;
     double last_lr;
+    double last_loss;      /* of the last training log entry (NaN before the first) */
     char *last_checkpoint; /* path of the newest checkpoint written or resumed from (owned) */
     bool built;            /* every part above was made (free what exists otherwise) */
 } trn_run;

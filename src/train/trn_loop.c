@@ -113,6 +113,7 @@ static int log_step(trn_run *r, int64_t s, double epoch) {
     met_add_int(&e, "trainable_tokens", r->trained_tokens);
     r->window_t0 = now;
     r->window_trained = 0;
+    r->last_loss = loss;
     return met_write(&r->metrics, &e);
 }
 
@@ -120,14 +121,12 @@ static void progress(trn_run *r, eft_progress *bar, int64_t s, double t_start, i
     double el = eft_now() - t_start;
     double rate = el > 0 ? (double)(s - s_start) / el : 0;
     double eta = rate > 0 ? (double)(r->plan_steps.T - s) / rate : 0;
-    const met_entry *last = r->metrics.n ? &r->metrics.e[r->metrics.n - 1] : NULL;
-    const met_field *lf = last ? met_get(last, "loss") : NULL;
-    const met_field *tf = last ? met_get(last, "tokens_per_second") : NULL;
+    double tps = el > 0 ? (double)(r->trained_tokens - r->tokens_at_start) / el : 0;
     char suffix[256];
     snprintf(suffix, sizeof suffix,
              "loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  ETA %dm%02ds  mem %.2f GB",
-             lf ? lf->v : NAN, r->last_lr, r->last_grad_norm, tf ? tf->v : 0.0, (int)eta / 60,
-             (int)eta % 60, peak_memory_gb());
+             r->last_loss, r->last_lr, r->last_grad_norm, tps, (int)eta / 60, (int)eta % 60,
+             peak_memory_gb());
     eft_progress_update(bar, s, suffix);
 }
 
@@ -140,6 +139,8 @@ int trn_loop(trn_run *r) {
     stop_requested = 0;
     int rc = 0;
     int64_t s_start = r->global_step;
+    r->tokens_at_start = r->trained_tokens;
+    r->last_loss = NAN;
     if (p->eval_on_start && r->global_step == 0) rc = evaluate(r, 0, 0.0);
     eft_progress bar;
     eft_progress_begin(&bar, "train", p->T);
@@ -166,7 +167,8 @@ int trn_loop(trn_run *r) {
         if (cad_should_log(p, s) && (rc = log_step(r, s, epoch))) break;
         if (cad_should_eval(p, s) && (rc = evaluate(r, s, epoch))) break;
         if ((cad_should_save(p, s) || stop_requested) && (rc = trn_save_checkpoint(r))) break;
-        progress(r, &bar, s, t_start, s_start);
+        /* On a terminal the line redraws every update; in a log, one line per logging step. */
+        if (bar.tty || cad_should_log(p, s) || s == p->T) progress(r, &bar, s, t_start, s_start);
         if (stop_requested) {
             eft_progress_end(&bar);
             eft_info("stopped by a signal after step %lld; resume with --resume_from_checkpoint "

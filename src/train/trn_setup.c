@@ -11,12 +11,15 @@
 
 #include <string.h>
 
-static bool truthy(const cfg_str *s) { return s->v && strcmp(s->v, "false") != 0; }
+static bool truthy(const cfg_str *s) {
+    return s->v && strcmp(s->v, "false") != 0;
+}
 
 static int load_model(trn_run *r) {
     const eft_config *c = r->c;
-    char *path = eft_is_dir(c->model_config_path) ? eft_path_join(c->model_config_path, "config.json")
-                                                  : eft_strdup(c->model_config_path);
+    char *path = eft_is_dir(c->model_config_path)
+                     ? eft_path_join(c->model_config_path, "config.json")
+                     : eft_strdup(c->model_config_path);
     int rc = g4_config_load(&r->mcfg, path);
     eft_free(path);
     if (rc) return -1;
@@ -73,7 +76,8 @@ static void collect_params(trn_run *r) {
     r->params = eft_calloc((size_t)r->ts.n, sizeof *r->params);
     for (int i = 0; i < r->ts.n; i++) {
         g4_param *p = &r->w.params[i];
-        if (p->grad) r->params[r->n_params++] = (opt_param){p->t->name, p->f32, p->grad, p->t->numel};
+        if (p->grad)
+            r->params[r->n_params++] = (opt_param){p->t->name, p->f32, p->grad, p->t->numel};
     }
 }
 

@@ -241,10 +241,10 @@ static void test_bad_rows(void **state) {
         run(f, GEMMA4, "message_field_training_detail: spans", "{\"messages\": []}\n", &s), -1);
     assert_contains(eft_err_msg(), "message_field_training_detail: per-span training");
     ds_samples_free(&s);
-    assert_int_equal(run(f, GEMMA4 "\nchat_template_kwargs: {enable_thinking: true}", "",
+    assert_int_equal(run(f, GEMMA4 "\nchat_template_kwargs: {tools_in_user: true}", "",
                          "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}\n", &s),
                      -1);
-    assert_contains(eft_err_msg(), "chat_template_kwargs: eft's chat templates render with");
+    assert_contains(eft_err_msg(), "chat_template_kwargs: eft's chat templates take one variable");
     ds_samples_free(&s);
     if (run(f, GEMMA4 "\nchat_template_kwargs: {enable_thinking: false}", "",
             "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}\n", &s))

@@ -370,8 +370,34 @@ static void test_linear_time(void **state) {
     tok_free(t);
 }
 
+/* enable_thinking (chat_template_kwargs), as jinja2 renders ../shared's gemma4.jinja with it. */
+static void test_gemma4_thinking(void **state) {
+    chat_opts o = chat_opts_default();
+    o.enable_thinking = true;
+    chat_msg a[] = {{"user", "Hi", -1}, {"assistant", "Hello", -1}};
+    char *s = chat_render_opts(CHAT_GEMMA4, a, 2, false, &o);
+    assert_string_equal(s, "<bos><|turn>system\n<|think|>\n<turn|>\n<|turn>user\nHi<turn|>\n"
+                           "<|turn>model\nHello<turn|>\n");
+    eft_free(s);
+    s = chat_render_opts(CHAT_GEMMA4, a, 2, true, &o);
+    assert_string_equal(s, "<bos><|turn>system\n<|think|>\n<turn|>\n<|turn>user\nHi<turn|>\n"
+                           "<|turn>model\nHello<turn|>\n<|turn>model\n");
+    eft_free(s);
+    chat_msg b[] = {{"system", " Be brief. ", -1}, {"user", "Hi", -1}};
+    s = chat_render_opts(CHAT_GEMMA4, b, 2, true, &o);
+    assert_string_equal(s, "<bos><|turn>system\n<|think|>\nBe brief.<turn|>\n<|turn>user\nHi"
+                           "<turn|>\n<|turn>model\n");
+    eft_free(s);
+    /* Thinking off (the default): the generation prompt carries the empty thought channel. */
+    s = chat_render_opts(CHAT_GEMMA4, b, 2, true, NULL);
+    assert_string_equal(s, "<bos><|turn>system\nBe brief.<turn|>\n<|turn>user\nHi<turn|>\n"
+                           "<|turn>model\n<|channel>thought\n<channel|>");
+    eft_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemma4_thinking),
         cmocka_unit_test(test_gemma4_spec_example),
         cmocka_unit_test(test_gemma4_assistant_runs_and_tools),
         cmocka_unit_test(test_gemma4_trim_and_thinking),
