@@ -38,7 +38,10 @@ int cmd_inference(int argc, char **argv) {
         return eft_fail("inference: the first argument must be the config file (`eft inference "
                         "CONFIG.yaml --prompt TEXT`).");
     eft_config c;
-    if (cfg_load(&c, argv[1])) return -1;
+    if (cfg_load(&c, argv[1])) {
+        cfg_free(&c);
+        return -1;
+    }
     static const char *const keep[] = {
         "prompt=", "chat", "max-new-tokens=", "temperature=", "top-k=", NULL};
     int rc = cfg_apply_overrides(&c, &argc, argv, keep);

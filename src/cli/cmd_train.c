@@ -71,8 +71,8 @@ static int load_config(train_run *r, int *argc, char **argv, bool *dry, bool *pr
     if (*argc < 2 || argv[1][0] == '-')
         return eft_fail("train: the first argument must be the config file. %s", usage);
     const char *path = argv[1];
+    r->have_cfg = true; /* cfg_free is due even when cfg_load fails */
     if (cfg_load(&r->cfg, path)) return -1;
-    r->have_cfg = true;
     static const char *const keep[] = {"dry-run", "print-config", "help", NULL};
     if (cfg_apply_overrides(&r->cfg, argc, argv, keep)) return -1;
     for (int i = 2; i < *argc; i++) {
