@@ -10,7 +10,6 @@ packages=(
   libpcre2-dev                 # lora_target_modules regexes, tokenizer split patterns
   libopenblas-openmp-dev       # fp32 GEMMs on the CPU, threaded with OpenMP
   libxxhash-dev                # cache keys and fingerprints
-  libzstd-dev                  # compressed prepared-dataset caches
   libcmocka-dev                # the unit-test framework
   libomp-dev                   # OpenMP runtime for clang builds
 )
