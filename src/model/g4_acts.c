@@ -161,6 +161,13 @@ void g4_carve_state(g4_model *m, g4_state *s, int N) {
         s->dkv[y->kind][1] = F(sc, (int64_t)N * y->n_kv * y->head_dim);
     }
     s->d_ple = p->P ? F(sc, N * LP) : NULL;
+    int64_t drop_in = 0;
+    for (int i = 0; i < m->w->ts->n; i++) {
+        const g4_param *par = &m->w->params[i];
+        if (par->lora && par->lora->dropout > 0) drop_in = EFT_MAX(drop_in, par->t->in);
+    }
+    s->drop_x = drop_in ? F(sc, (int64_t)N * drop_in) : NULL;
+    s->drop_dx = drop_in ? F(sc, (int64_t)N * drop_in) : NULL;
     s->kernel_bytes = g4_kernel_scratch_bytes(m);
     s->kernel = eft_arena_alloc(sc, s->kernel_bytes);
     s->layer_mark = eft_arena_mark(sc);

@@ -70,7 +70,9 @@ typedef struct g4_state {
     float *dh;                     /* [N, H] gradient of the residual stream */
     float *dkv[G4_NATTN_KINDS][2]; /* donors' [N, nKV, D] dk and dv, by attention kind */
     float *d_ple;                  /* [N, L*P] */
-    void *kernel;                  /* ops scratch, kernel_bytes */
+    float *drop_x, *drop_dx; /* [max_tokens, widest adapted input]: LoRA dropout's masked input
+                                and input gradient (NULL without dropout) */
+    void *kernel;            /* ops scratch, kernel_bytes */
     size_t kernel_bytes;
     size_t layer_mark; /* scratch mark where per-layer temporaries start */
 } g4_state;

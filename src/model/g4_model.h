@@ -58,6 +58,11 @@ typedef struct g4_model {
      * Reset after every layer. */
     eft_arena scratch;
     void *state; /* g4_internal.h: the carved buffers (owned) */
+    /* LoRA dropout: the masks of a forward (and of its backward and recompute) are a function of
+     * this key, the module and the element, so they are drawn again instead of stored. The
+     * trainer sets a new key for every micro-batch (a function of the seed and the micro-batch's
+     * place in the run, so a resumed run draws the same masks). */
+    uint64_t dropout_key;
 } g4_model;
 
 /* Sizes and allocates the activation and scratch arenas for batches of up to max_tokens tokens.

@@ -61,10 +61,6 @@ int trn_check_buildable(const eft_config *c, const g4_plan *p) {
         return cfg_fail_at(c->lora_target_parameters.at, "lora_target_parameters",
                            "LoRA on MoE expert tensors is not supported by this build of eft "
                            "yet; remove the key.");
-    if (c->lora_dropout.v > 0)
-        return cfg_fail_at(c->lora_dropout.at, "lora_dropout",
-                           "adapter dropout is not supported by this build of eft yet; set "
-                           "lora_dropout: 0 (the Gemma 4 examples use 0).");
     for (int l = 0; l < p->L; l++)
         if (p->layers[l].moe)
             return cfg_fail_at(c->base_model.at, "base_model",

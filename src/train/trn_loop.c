@@ -4,6 +4,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/hash.h"
 #include "base/log.h"
 
 #include <math.h>
@@ -81,6 +82,9 @@ static int run_update(trn_run *r, int64_t k) {
     for (int64_t i = 0; i < n_mb; i++) {
         g4_batch b;
         trn_fill(r, &r->train, j0 + i, &b);
+        /* LoRA dropout masks: a function of the seed and of the micro-batch's place in the run. */
+        uint64_t where[3] = {(uint64_t)r->c->seed.v, (uint64_t)e, (uint64_t)(j0 + i)};
+        r->model.dropout_key = eft_hash64(where, sizeof where);
         int64_t count;
         double sum = g4_forward(&r->model, &b, &count);
         float scale = cad_loss_grad_scale(r->loss_mode, count, update_count, n_mb);

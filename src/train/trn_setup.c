@@ -45,12 +45,9 @@ static int attach_adapter(trn_run *r, bool train) {
     if (c->lora_model_dir.set && c->lora_model_dir.v && *c->lora_model_dir.v) {
         peft_config pc;
         int rc = peft_load(c->lora_model_dir.v, &r->w, train, &r->adapter, &pc);
-        if (!rc && train && pc.dropout > 0)
-            rc = eft_fail("%s: the adapter was trained with lora_dropout %g; training with "
-                          "adapter dropout is not supported by this build of eft yet.",
-                          c->lora_model_dir.v, pc.dropout);
         peft_config_free(&pc);
-        if (!rc) lora_set_train(&r->adapter, false); /* dropout off; gradients as allocated */
+        /* Training keeps the adapter's own dropout (as PEFT does); evaluation turns it off. */
+        if (!rc) lora_set_train(&r->adapter, train);
         return rc;
     }
     lora_spec spec;
@@ -59,6 +56,7 @@ static int attach_adapter(trn_run *r, bool train) {
     bool *sel = eft_calloc((size_t)r->ts.n, sizeof *sel);
     int rc = lora_select(c, &r->ts, sel) < 0 ? -1 : 0;
     if (!rc) rc = lora_attach(&r->adapter, &r->w, sel, &spec, (uint64_t)c->seed.v);
+    if (!rc) lora_set_train(&r->adapter, train);
     eft_free(sel);
     return rc;
 }
