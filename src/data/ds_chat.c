@@ -247,7 +247,7 @@ static int content_of(const ds_at *at, const char *field, const cJSON *v, const 
     }
     if (!cJSON_IsArray(v))
         return ds_row_fail(at, field, "expected a string or a list of parts, found %s.",
-                           ds_json_kind(v));
+                           eft_json_kind(v));
     size_t n = 0;
     char *s = eft_strdup("");
     for (const cJSON *p = v->child; p; p = p->next) {
@@ -300,7 +300,7 @@ int ds_chat_row(const ds_format *f, const cJSON *row, const ds_at *at, ds_sample
     if (!cJSON_IsArray(msgs)) {
         cJSON_Delete(parsed);
         return ds_row_fail(at, ch->messages_key, "expected a list of turns, found %s.",
-                           ds_json_kind(msgs));
+                           eft_json_kind(msgs));
     }
     int n = cJSON_GetArraySize(msgs);
     if (n == 0) {
@@ -314,7 +314,7 @@ int ds_chat_row(const ds_format *f, const cJSON *row, const ds_at *at, ds_sample
     for (const cJSON *t = msgs->child; t && !rc; t = t->next, i++) {
         snprintf(field, sizeof field, "%s[%d]", ch->messages_key, i);
         if (!cJSON_IsObject(t)) {
-            rc = ds_row_fail(at, field, "expected a turn object, found %s.", ds_json_kind(t));
+            rc = ds_row_fail(at, field, "expected a turn object, found %s.", eft_json_kind(t));
             break;
         }
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(t, ch->role_key);
@@ -360,7 +360,7 @@ int ds_chat_row(const ds_format *f, const cJSON *row, const ds_at *at, ds_sample
                 msg->train = cJSON_IsTrue(tr);
             else if (tr && !cJSON_IsNull(tr))
                 rc = ds_row_fail(at, field, "%s: expected true or false, found %s.",
-                                 ch->training_key, ds_json_kind(tr));
+                                 ch->training_key, eft_json_kind(tr));
         }
     }
     tok_ids ids = {0};

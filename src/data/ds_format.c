@@ -1,5 +1,6 @@
 /* ds_format.c: choosing a dataset entry's format, the shared row helpers, and Axolotl's way of
  * tokenizing one prompt part (see ds_format.h). */
+#include "io/json.h"
 #include "data/ds_format.h"
 
 #include "base/err.h"
@@ -87,16 +88,6 @@ int ds_row_fail(const ds_at *at, const char *field, const char *fmt, ...) {
     return -1;
 }
 
-const char *ds_json_kind(const cJSON *v) {
-    if (!v) return "nothing";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "a list";
-    return "an object";
-}
-
 int ds_field_str(const ds_at *at, const cJSON *row, const char *key, bool required,
                  const char **out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, key);
@@ -109,7 +100,7 @@ int ds_field_str(const ds_at *at, const cJSON *row, const char *key, bool requir
     }
     if (cJSON_IsNull(v)) return 0;
     if (!cJSON_IsString(v))
-        return ds_row_fail(at, key, "expected a string, found %s.", ds_json_kind(v));
+        return ds_row_fail(at, key, "expected a string, found %s.", eft_json_kind(v));
     *out = v->valuestring;
     return 0;
 }

@@ -90,9 +90,6 @@ int ds_row_fail(const ds_at *at, const char *field, const char *fmt, ...)
  * absent and !required). Missing (when required) and non-string values are errors. */
 int ds_field_str(const ds_at *at, const cJSON *row, const char *key, bool required,
                  const char **out);
-/* "a number", "a list", ... for messages. */
-const char *ds_json_kind(const cJSON *v);
-
 /* Axolotl's PromptTokenizingStrategy._tokenize: text with <bos>, cut to max_length tokens,
  * EOS appended when add_eos and it fits and the text does not already end with it, <bos>
  * dropped when strip_bos. An empty or NULL text gives no token. out is cleared first. */

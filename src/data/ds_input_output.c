@@ -5,6 +5,7 @@
  * are concatenated; a segment's tokens are trained when its label is true or train_on_inputs
  * is set.
  */
+#include "io/json.h"
 #include "data/ds_format.h"
 
 #include "base/err.h"
@@ -21,7 +22,7 @@ int ds_input_output_row(const ds_format *f, const cJSON *row, const ds_at *at, d
         return ds_row_fail(at, "segments",
                            "expected a list of {\"label\", \"text\"} objects, "
                            "found %s.",
-                           ds_json_kind(segs));
+                           eft_json_kind(segs));
     tok_ids ids = {0};
     int32_t *labels = NULL;
     size_t cap = 0;
@@ -33,12 +34,12 @@ int ds_input_output_row(const ds_format *f, const cJSON *row, const ds_at *at, d
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(s, "text");
         if (!cJSON_IsObject(s))
             rc = ds_row_fail(at, field, "expected an object {\"label\", \"text\"}, found %s.",
-                             ds_json_kind(s));
+                             eft_json_kind(s));
         else if (!cJSON_IsBool(label))
             rc = ds_row_fail(at, field, "label: expected true or false, found %s.",
-                             ds_json_kind(label));
+                             eft_json_kind(label));
         else if (!cJSON_IsString(text))
-            rc = ds_row_fail(at, field, "text: expected a string, found %s.", ds_json_kind(text));
+            rc = ds_row_fail(at, field, "text: expected a string, found %s.", eft_json_kind(text));
         if (rc) break;
         size_t n0 = ids.n;
         const char *t = text->valuestring;

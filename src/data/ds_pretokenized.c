@@ -17,7 +17,7 @@ static int int_list(const ds_at *at, const cJSON *row, const char *key, int32_t 
     *v = NULL, *n = 0;
     if (!a || cJSON_IsNull(a)) return 0;
     if (!cJSON_IsArray(a))
-        return ds_row_fail(at, key, "expected a list of integers, found %s.", ds_json_kind(a));
+        return ds_row_fail(at, key, "expected a list of integers, found %s.", eft_json_kind(a));
     *n = cJSON_GetArraySize(a);
     *v = eft_malloc((size_t)(*n ? *n : 1) * sizeof **v);
     int i = 0;
@@ -26,7 +26,7 @@ static int int_list(const ds_at *at, const cJSON *row, const char *key, int32_t 
             eft_free(*v);
             *v = NULL;
             return ds_row_fail(at, key, "item %d: expected an integer, found %s.", i,
-                               ds_json_kind(x));
+                               eft_json_kind(x));
         }
         (*v)[i] = (int32_t)x->valuedouble;
     }

@@ -44,7 +44,8 @@ bool eft_json_is_integer(const cJSON *n) {
     return isfinite(v) && v == floor(v) && fabs(v) <= 9007199254740992.0;
 }
 
-static const char *kind_of(const cJSON *v) {
+const char *eft_json_kind(const cJSON *v) {
+    if (!v) return "nothing";
     if (cJSON_IsNull(v)) return "null";
     if (cJSON_IsBool(v)) return "a boolean";
     if (cJSON_IsNumber(v)) return "a number";
@@ -63,7 +64,7 @@ int eft_json_int_opt(const cJSON *obj, const char *key, int64_t *out, const char
     const cJSON *v = get(obj, key);
     if (!v) return 0;
     if (!eft_json_is_integer(v))
-        return eft_fail("%s: \"%s\" must be an integer, found %s", where, key, kind_of(v));
+        return eft_fail("%s: \"%s\" must be an integer, found %s", where, key, eft_json_kind(v));
     *out = (int64_t)v->valuedouble;
     return 0;
 }
@@ -77,7 +78,7 @@ int eft_json_num_opt(const cJSON *obj, const char *key, double *out, const char 
     const cJSON *v = get(obj, key);
     if (!v) return 0;
     if (!cJSON_IsNumber(v))
-        return eft_fail("%s: \"%s\" must be a number, found %s", where, key, kind_of(v));
+        return eft_fail("%s: \"%s\" must be a number, found %s", where, key, eft_json_kind(v));
     *out = v->valuedouble;
     return 0;
 }
@@ -91,7 +92,7 @@ int eft_json_bool_opt(const cJSON *obj, const char *key, bool *out, const char *
     const cJSON *v = get(obj, key);
     if (!v) return 0;
     if (!cJSON_IsBool(v))
-        return eft_fail("%s: \"%s\" must be true or false, found %s", where, key, kind_of(v));
+        return eft_fail("%s: \"%s\" must be true or false, found %s", where, key, eft_json_kind(v));
     *out = cJSON_IsTrue(v);
     return 0;
 }
@@ -100,7 +101,7 @@ int eft_json_str_opt(const cJSON *obj, const char *key, const char **out, const 
     const cJSON *v = get(obj, key);
     if (!v) return 0;
     if (!cJSON_IsString(v))
-        return eft_fail("%s: \"%s\" must be a string, found %s", where, key, kind_of(v));
+        return eft_fail("%s: \"%s\" must be a string, found %s", where, key, eft_json_kind(v));
     *out = v->valuestring;
     return 0;
 }

@@ -27,6 +27,10 @@ int eft_json_bool_opt(const cJSON *obj, const char *key, bool *out, const char *
 int eft_json_str(const cJSON *obj, const char *key, const char **out, const char *where);
 int eft_json_str_opt(const cJSON *obj, const char *key, const char **out, const char *where);
 
+/* What a value is, for messages: "null", "a boolean", "a number", "a string", "a list",
+ * "an object", or "nothing" for NULL (an absent key). */
+const char *eft_json_kind(const cJSON *v);
+
 /* True when n is a number holding an integer that a double represents exactly (|v| <= 2^53). */
 bool eft_json_is_integer(const cJSON *n);
 

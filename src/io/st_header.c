@@ -7,6 +7,7 @@
 #include "io/st_internal.h"
 
 #include "base/err.h"
+#include "io/json.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -38,15 +39,6 @@ static int tensor_fail(const char *file, const char *name, const char *fmt, ...)
     return eft_fail("%s: tensor \"%.200s\": %s%s", file, name, what, hint);
 }
 
-static const char *kind_of(const cJSON *v) {
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "a list";
-    if (cJSON_IsObject(v)) return "an object";
-    return "something else";
-}
 
 /* True when v is a whole number in [0, 2^53). */
 static bool whole(const cJSON *v, uint64_t *out) {
@@ -84,7 +76,7 @@ static int parse_dtype(const char *file, const cJSON *entry, st_tensor *t) {
     const cJSON *v;
     if (member(file, entry, "dtype", &v) != 0) return -1;
     if (!cJSON_IsString(v))
-        return tensor_fail(file, entry->string, "\"dtype\" must be a string, found %s", kind_of(v));
+        return tensor_fail(file, entry->string, "\"dtype\" must be a string, found %s", eft_json_kind(v));
     int d = st_dtype_from_name(v->valuestring);
     if (d < 0)
         return tensor_fail(file, entry->string,
@@ -100,7 +92,7 @@ static int parse_shape(const char *file, const cJSON *entry, st_tensor *t) {
     const cJSON *v;
     if (member(file, entry, "shape", &v) != 0) return -1;
     if (!cJSON_IsArray(v))
-        return tensor_fail(file, entry->string, "\"shape\" must be a list, found %s", kind_of(v));
+        return tensor_fail(file, entry->string, "\"shape\" must be a list, found %s", eft_json_kind(v));
     int ndim = cJSON_GetArraySize(v);
     if (ndim > ST_MAX_DIMS)
         return tensor_fail(file, entry->string, "shape has %d dimensions; eft reads at most %d",
@@ -116,7 +108,7 @@ static int parse_shape(const char *file, const cJSON *entry, st_tensor *t) {
                                    "numbers from 0 to 2^53-1",
                                    d, x->valuedouble);
             return tensor_fail(file, entry->string, "shape[%d] must be a number, found %s", d,
-                               kind_of(x));
+                               eft_json_kind(x));
         }
         t->shape[d] = (int64_t)dim;
         if (__builtin_mul_overflow(numel, (int64_t)dim, &numel))
@@ -155,7 +147,7 @@ static int parse_tensor(const char *file, const cJSON *entry, st_tensor *t, span
         return tensor_fail(file, entry->string,
                            "expected an object {\"dtype\", \"shape\", "
                            "\"data_offsets\"}, found %s",
-                           kind_of(entry));
+                           eft_json_kind(entry));
     if (parse_dtype(file, entry, t) || parse_shape(file, entry, t) ||
         parse_offsets(file, entry, sp))
         return -1;
@@ -183,13 +175,13 @@ static int parse_metadata(const char *file, const cJSON *v, st_shard *sh) {
     if (!cJSON_IsObject(v))
         return eft_fail("%s: \"__metadata__\" must be an object of strings, found %s. The header "
                         "is corrupt.",
-                        file, kind_of(v));
+                        file, eft_json_kind(v));
     size_t n = 0;
     for (const cJSON *m = v->child; m; m = m->next) {
         if (!cJSON_IsString(m))
             return eft_fail("%s: \"__metadata__\": \"%.200s\" must be a string, found %s. The "
                             "header is corrupt.",
-                            file, m->string, kind_of(m));
+                            file, m->string, eft_json_kind(m));
         n++;
     }
     sh->meta = eft_calloc(n, sizeof *sh->meta);
@@ -333,7 +325,7 @@ int st_parse_header(st_archive *a, int shard, const unsigned char *bytes, size_t
         else if (!cJSON_IsObject(root))
             r = eft_fail("%s: the header is %s, expected a JSON object of tensors. The file is "
                          "corrupt or not a safetensors file.",
-                         file, kind_of(root));
+                         file, eft_json_kind(root));
         else
             r = parse_entries(a, shard, root, bytes + 8 + hlen, n - 8 - hlen);
     }
