@@ -12,7 +12,7 @@
 #include "base/log.h"
 #include "base/rng.h"
 #include "base/threads.h"
-#include "model/g4_config.h"
+#include "model/g4_desc.h"
 #include "model/g4_model.h"
 #include "model/g4_plan.h"
 #include "model/g4_weights.h"
@@ -30,27 +30,23 @@ int main(int argc, char **argv) {
     bool full = argc > 4 && !strcmp(argv[4], "full");
     bool recompute = argc > 5 && !strcmp(argv[5], "recompute");
     eft_threads_set(0);
-    char *cfg_path = eft_path_join(argv[1], "config.json");
-    g4_config cfg;
-    g4_plan plan;
-    g4_tensors ts;
+    g4_desc d;
     g4_weights w;
-    if (g4_config_load(&cfg, cfg_path)) goto fail;
-    g4_plan_build(&plan, &cfg);
-    g4_tensors_build(&plan, &ts);
-    if (g4_weights_load(&w, &plan, &ts, argv[1], full)) goto fail;
+    if (g4_desc_load(&d, argv[1])) goto fail;
+    const g4_plan *plan = &d.plan;
+    if (g4_weights_load(&w, &d.plan, &d.ts, argv[1], full)) goto fail;
     int32_t *ids = eft_malloc((size_t)T * 4), *pos = eft_malloc((size_t)T * 4);
     int32_t *target = eft_malloc((size_t)T * 4);
     eft_rng r;
     eft_rng_seed(&r, 1, 0);
     for (int t = 0; t < T; t++) {
-        ids[t] = (int32_t)eft_rng_below(&r, (uint64_t)plan.V);
+        ids[t] = (int32_t)eft_rng_below(&r, (uint64_t)plan->V);
         pos[t] = t;
     }
     for (int t = 0; t < T; t++) target[t] = t + 1 < T ? ids[t + 1] : -100;
     g4_batch b = {T, ids, pos, target, NULL, 1};
     g4_model m;
-    g4_model_init(&m, &plan, &w, T, recompute);
+    g4_model_init(&m, &d.plan, &w, T, recompute);
     double best = 1e30, fwd_best = 1e30, loss = 0;
     for (int i = 0; i < iters + 1; i++) { /* the first run warms up and is not counted */
         int64_t count;

@@ -25,7 +25,7 @@
 #include "io/jsonl.h"
 #include "io/config.h"
 #include "io/safetensors.h"
-#include "model/g4_config.h"
+#include "model/g4_desc.h"
 #include "model/g4_model.h"
 #include "model/g4_plan.h"
 #include "model/g4_weights.h"
@@ -158,35 +158,20 @@ typedef struct loss_args {
 } loss_args;
 
 /* A model folder's config, plan and tensor list, built together. */
-typedef struct model_desc {
-    g4_config cfg;
-    g4_plan plan;
-    g4_tensors ts;
-} model_desc;
-
-static void desc_free(model_desc *d) {
-    g4_tensors_free(&d->ts);
-    g4_plan_free(&d->plan);
-    g4_config_free(&d->cfg);
-}
-
-/* On failure nothing needs freeing. */
-static int desc_load(model_desc *d, const char *dir) {
-    char *cfg_path = eft_path_join(dir, "config.json");
-    int rc = g4_config_load(&d->cfg, cfg_path);
-    eft_free(cfg_path);
-    if (rc) return -1;
-    g4_plan_build(&d->plan, &d->cfg);
-    g4_tensors_build(&d->plan, &d->ts);
-    for (int l = 0; l < d->plan.L && !rc; l++)
-        if (d->plan.layers[l].moe)
-            rc = eft_fail("%s: MoE layers are not supported by this build of eft yet.", dir);
-    if (rc) desc_free(d);
-    return rc;
+/* The checkpoint's description; MoE models are refused (their layers are not built yet). On
+ * failure nothing needs freeing. */
+static int desc_load(g4_desc *d, const char *dir) {
+    if (g4_desc_load(d, dir)) return -1;
+    for (int l = 0; l < d->plan.L; l++)
+        if (d->plan.layers[l].moe) {
+            g4_desc_free(d);
+            return eft_fail("%s: MoE layers are not supported by this build of eft yet.", dir);
+        }
+    return 0;
 }
 
 static int run_loss(const loss_args *a) {
-    model_desc d;
+    g4_desc d;
     if (desc_load(&d, a->model)) return -1;
     rows r = {0};
     g4_weights w = {0};
@@ -221,7 +206,7 @@ static int run_loss(const loss_args *a) {
         g4_weights_free(&w);
     }
     eft_free(r.ids), eft_free(r.labels), eft_free(r.pos), eft_free(r.row_start);
-    desc_free(&d);
+    g4_desc_free(&d);
     return rc;
 }
 
@@ -230,8 +215,7 @@ typedef struct init_args {
 } init_args;
 
 /* The adapter of a run: targets and spec from the config, values from its seed. */
-static int save_new_adapter(const eft_config *c, const model_desc *d, g4_weights *w,
-                            const char *out) {
+static int save_new_adapter(const eft_config *c, const g4_desc *d, g4_weights *w, const char *out) {
     lora_spec spec;
     if (lora_spec_from_config(&spec, c)) return -1;
     bool *sel = eft_calloc((size_t)d->ts.n, sizeof *sel);
@@ -256,14 +240,14 @@ static int run_init_adapter(const init_args *a) {
     int rc = cfg_load(&c, a->config);
     if (!rc && (!c.adapter.v || strcmp(c.adapter.v, "lora")))
         rc = eft_fail("%s: init-adapter needs adapter: lora.", a->config);
-    model_desc d;
+    g4_desc d;
     if (!rc) rc = desc_load(&d, a->model);
     if (!rc) {
         g4_weights w = {0};
         rc = g4_weights_load(&w, &d.plan, &d.ts, a->model, false);
         if (!rc) rc = save_new_adapter(&c, &d, &w, a->out);
         g4_weights_free(&w);
-        desc_free(&d);
+        g4_desc_free(&d);
     }
     cfg_free(&c);
     return rc;

@@ -10,7 +10,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/fs.h"
-#include "model/g4_config.h"
+#include "model/g4_desc.h"
 #include "model/g4_memory.h"
 #include "model/g4_plan.h"
 #include "model/g4_report.h"
@@ -246,38 +246,33 @@ static int info_run(const info_args *a) {
         eft_free(path);
         return -1;
     }
-    g4_config cfg;
-    int rc = g4_config_load(&cfg, path);
+    g4_desc d;
+    int rc = g4_desc_load(&d, path);
     eft_free(path);
     if (rc) return -1;
+    const g4_plan *plan = &d.plan;
+    const g4_tensors *ts = &d.ts;
 
     g4_run_shape shape;
-    g4_plan plan;
-    g4_tensors ts;
     g4_param_counts counts;
     g4_memory without, with;
-    g4_plan_build(&plan, &cfg);
-    g4_tensors_build(&plan, &ts);
-    g4_count_params(&plan, &ts, &counts);
-    rc = run_shape_fill(a, &plan, &ts, &shape);
+    g4_count_params(plan, ts, &counts);
+    rc = run_shape_fill(a, plan, ts, &shape);
     if (!rc) {
         g4_run_shape s0 = shape, s1 = shape;
         s0.recompute = false;
         s1.recompute = true;
-        rc = g4_memory_plan(&plan, &ts, &s0, &without) || g4_memory_plan(&plan, &ts, &s1, &with)
-                 ? -1
-                 : 0;
+        rc = g4_memory_plan(plan, ts, &s0, &without) || g4_memory_plan(plan, ts, &s1, &with) ? -1
+                                                                                             : 0;
     }
     if (!rc) {
-        g4_report_summary(stdout, a->model, &plan);
-        g4_report_layers(stdout, &plan, &shape);
-        g4_report_params(stdout, &plan, &counts);
+        g4_report_summary(stdout, a->model, plan);
+        g4_report_layers(stdout, plan, &shape);
+        g4_report_params(stdout, plan, &counts);
         g4_report_memory(stdout, &shape, &without, &with);
-        if (a->tensors) g4_report_tensors(stdout, &ts);
+        if (a->tensors) g4_report_tensors(stdout, ts);
     }
-    g4_tensors_free(&ts);
-    g4_plan_free(&plan);
-    g4_config_free(&cfg);
+    g4_desc_free(&d);
     return rc;
 }
 

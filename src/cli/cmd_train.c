@@ -12,7 +12,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "io/config.h"
-#include "model/g4_config.h"
+#include "model/g4_desc.h"
 #include "model/g4_memory.h"
 #include "model/g4_plan.h"
 #include "model/g4_report.h"
@@ -32,11 +32,6 @@ static const char *usage =
     "                  plan, then stop (exit 0 when a run could start, 1 otherwise)\n"
     "  --print-config  print the effective config (every key, and where its value came from)\n";
 
-/* The model folder's config.json (base_model_config may name a folder or the file itself). */
-static char *config_json_path(const char *p) {
-    return eft_is_dir(p) ? eft_path_join(p, "config.json") : eft_strdup(p);
-}
-
 static int check_tokenizer(const eft_config *c) {
     char *tok = eft_is_dir(c->tokenizer_path) ? eft_path_join(c->tokenizer_path, "tokenizer.json")
                                               : eft_strdup(c->tokenizer_path);
@@ -51,18 +46,12 @@ static int check_tokenizer(const eft_config *c) {
 
 typedef struct train_run {
     eft_config cfg;
-    g4_config mcfg;
-    g4_plan plan;
-    g4_tensors ts;
-    bool have_cfg, have_model;
+    g4_desc d;
+    bool have_cfg;
 } train_run;
 
 static void run_free(train_run *r) {
-    if (r->have_model) {
-        g4_tensors_free(&r->ts);
-        g4_plan_free(&r->plan);
-        g4_config_free(&r->mcfg);
-    }
+    g4_desc_free(&r->d);
     if (r->have_cfg) cfg_free(&r->cfg);
 }
 
@@ -89,27 +78,20 @@ static int load_config(train_run *r, int *argc, char **argv, bool *dry, bool *pr
     return 0;
 }
 
-/* config.json, the layer plan, and what this build can train. */
+/* config.json, the layer plan and the tensor list. */
 static int load_model_plan(train_run *r) {
-    char *mpath = config_json_path(r->cfg.model_config_path);
-    int rc = g4_config_load(&r->mcfg, mpath);
-    eft_free(mpath);
-    if (rc) return -1;
-    g4_plan_build(&r->plan, &r->mcfg);
-    g4_tensors_build(&r->plan, &r->ts);
-    r->have_model = true;
-    return 0;
+    return g4_desc_load(&r->d, r->cfg.model_config_path);
 }
 
 /* Every tensor the plan needs is in the checkpoint with the right shape and a readable dtype.
  * Frozen bf16 weights are only mapped, not read, so this costs little even for 31B. */
 static int check_weights(train_run *r) {
     g4_weights w;
-    if (g4_weights_load(&w, &r->plan, &r->ts, r->cfg.base_model_path, false)) return -1;
+    if (g4_weights_load(&w, &r->d.plan, &r->d.ts, r->cfg.base_model_path, false)) return -1;
     int64_t bytes = 0;
-    for (int i = 0; i < r->ts.n; i++)
-        bytes += r->ts.t[i].numel * (w.params[i].w.dtype == OPS_W_BF16 ? 2 : 4);
-    printf("weights     %d tensors of %s bound (%.2f GiB)\n", r->ts.n, r->cfg.base_model_path,
+    for (int i = 0; i < r->d.ts.n; i++)
+        bytes += r->d.ts.t[i].numel * (w.params[i].w.dtype == OPS_W_BF16 ? 2 : 4);
+    printf("weights     %d tensors of %s bound (%.2f GiB)\n", r->d.ts.n, r->cfg.base_model_path,
            (double)bytes / (1024.0 * 1024.0 * 1024.0));
     g4_weights_free(&w);
     return 0;
@@ -117,18 +99,18 @@ static int check_weights(train_run *r) {
 
 static int dry_run_report(train_run *r) {
     g4_run_shape shape;
-    if (trn_run_shape(&r->cfg, &r->plan, &r->ts, &shape)) return -1;
+    if (trn_run_shape(&r->cfg, &r->d.plan, &r->d.ts, &shape)) return -1;
     g4_param_counts counts;
-    g4_count_params(&r->plan, &r->ts, &counts);
+    g4_count_params(&r->d.plan, &r->d.ts, &counts);
     g4_memory without, with;
     g4_run_shape s0 = shape, s1 = shape;
     s0.recompute = false;
     s1.recompute = true;
-    if (g4_memory_plan(&r->plan, &r->ts, &s0, &without) ||
-        g4_memory_plan(&r->plan, &r->ts, &s1, &with))
+    if (g4_memory_plan(&r->d.plan, &r->d.ts, &s0, &without) ||
+        g4_memory_plan(&r->d.plan, &r->d.ts, &s1, &with))
         return -1;
-    g4_report_summary(stdout, r->cfg.base_model_path, &r->plan);
-    g4_report_params(stdout, &r->plan, &counts);
+    g4_report_summary(stdout, r->cfg.base_model_path, &r->d.plan);
+    g4_report_params(stdout, &r->d.plan, &counts);
     g4_report_memory(stdout, &shape, &without, &with);
     return 0;
 }
@@ -144,7 +126,7 @@ int cmd_train(int argc, char **argv) {
     int rc = load_config(&r, &argc, argv, &dry, &print);
     if (!rc) rc = check_tokenizer(&r.cfg);
     if (!rc) rc = load_model_plan(&r);
-    if (!rc) rc = trn_check_buildable(&r.cfg, &r.plan);
+    if (!rc) rc = trn_check_buildable(&r.cfg, &r.d.plan);
     if (!rc && dry) rc = dry_run_report(&r);
     if (!rc && dry) rc = check_weights(&r);
     if (!rc && dry) printf("\ndry run: %s checks out; a training run could start.\n", r.cfg.path);

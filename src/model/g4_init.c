@@ -8,7 +8,7 @@
 #include "base/rng.h"
 #include "io/json.h"
 #include "io/safetensors.h"
-#include "model/g4_config.h"
+#include "model/g4_desc.h"
 #include "model/g4_plan.h"
 #include "model/g4_weights.h"
 
@@ -27,8 +27,8 @@ const g4_preset g4_presets[] = {
     {"tiny-26b-a4b", "26B-A4B", false, 128, 16, 24,    6, 4, 2, 6, 12, 1,
      true,           6,         5,     0,   0,  false, 4, 2, 8},
     /* 31B-shaped at ~125M parameters: the speed benchmark's model (bench/bench_model.sh). */
-    {"bench-31b", "31B", false, 32768, 1024, 4096, 6, 8, 4, 128, 256, 1, true, 6, 512, 0, 0,
-     false, 0, 0, 0},
+    {"bench-31b", "31B", false, 32768, 1024, 4096, 6,     8, 4, 128, 256,
+     1,           true,  6,     512,   0,    0,    false, 0, 0, 0},
     /* The demo's model: 31B-shaped, big enough to learn a small task on a laptop CPU. */
     {"demo-31b", "31B", false, 512, 144, 384, 4,     4, 2, 32, 64,
      1,          true,  4,     64,  0,   0,   false, 0, 0, 0},
@@ -144,27 +144,20 @@ int g4_init_checkpoint(const g4_preset *p, const char *out_dir, uint64_t seed, b
     char *json = g4_preset_config_json(p, text_only, vocab_override);
     char *cfg_path = eft_path_join(out_dir, "config.json");
     int rc = eft_write_file_atomic(cfg_path, json, strlen(json));
-    g4_config cfg;
-    cJSON *root = rc ? NULL : eft_json_parse(json, strlen(json), cfg_path);
-    if (!root) rc = -1;
-    if (!rc) rc = g4_config_parse(&cfg, root, cfg_path);
-    cJSON_Delete(root);
+    g4_desc d;
+    if (!rc) rc = g4_desc_parse(&d, json, cfg_path);
     eft_free(json);
     eft_free(cfg_path);
     if (rc) return -1;
-
-    g4_plan plan;
-    g4_tensors ts;
+    const g4_tensors *ts = &d.ts;
     g4_weights w;
-    g4_plan_build(&plan, &cfg);
-    g4_tensors_build(&plan, &ts);
-    init_ctx ctx = {seed, cfg.initializer_range, cfg.pad_token_id};
-    g4_weights_alloc(&w, &plan, &ts, false, init_param, &ctx);
+    init_ctx ctx = {seed, d.cfg.initializer_range, d.cfg.pad_token_id};
+    g4_weights_alloc(&w, &d.plan, &d.ts, false, init_param, &ctx);
 
     st_writer *wr = st_writer_new();
-    uint16_t **bf = eft_calloc((size_t)ts.n, sizeof *bf);
-    for (int i = 0; i < ts.n; i++) {
-        const g4_tensor *t = &ts.t[i];
+    uint16_t **bf = eft_calloc((size_t)ts->n, sizeof *bf);
+    for (int i = 0; i < ts->n; i++) {
+        const g4_tensor *t = &ts->t[i];
         bf[i] = eft_malloc((size_t)t->numel * sizeof(uint16_t));
         eft_f32_to_bf16_n(bf[i], w.params[i].f32, (size_t)t->numel);
         st_writer_add(wr, t->name, ST_BF16, t->ndim, t->shape, bf[i]);
@@ -173,12 +166,10 @@ int g4_init_checkpoint(const g4_preset *p, const char *out_dir, uint64_t seed, b
     char *st_path = eft_path_join(out_dir, "model.safetensors");
     rc = st_writer_write(wr, st_path);
     eft_free(st_path);
-    for (int i = 0; i < ts.n; i++) eft_free(bf[i]);
+    for (int i = 0; i < ts->n; i++) eft_free(bf[i]);
     eft_free(bf);
     st_writer_free(wr);
     g4_weights_free(&w);
-    g4_tensors_free(&ts);
-    g4_plan_free(&plan);
-    g4_config_free(&cfg);
+    g4_desc_free(&d);
     return rc;
 }

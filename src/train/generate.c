@@ -4,9 +4,8 @@
 #include "base/err.h"
 #include "base/fs.h"
 #include "base/rng.h"
-#include "model/g4_config.h"
+#include "model/g4_desc.h"
 #include "model/g4_model.h"
-#include "model/g4_plan.h"
 #include "model/g4_weights.h"
 #include "peft/lora.h"
 #include "peft/peft_io.h"
@@ -18,9 +17,7 @@
 #include <string.h>
 
 struct gen_session {
-    g4_config mcfg;
-    g4_plan plan;
-    g4_tensors ts;
+    g4_desc d;
     g4_weights w;
     lora_adapter adapter;
     g4_model model;
@@ -51,25 +48,18 @@ static void stop_tokens(gen_session *s, const eft_config *c) {
 
 gen_session *gen_open(const eft_config *c, int max_tokens) {
     gen_session *s = eft_calloc(1, sizeof *s);
-    char *path = eft_is_dir(c->model_config_path)
-                     ? eft_path_join(c->model_config_path, "config.json")
-                     : eft_strdup(c->model_config_path);
-    int rc = g4_config_load(&s->mcfg, path);
-    eft_free(path);
-    if (rc) {
+    if (g4_desc_load(&s->d, c->model_config_path)) {
         eft_free(s);
         return NULL;
     }
-    g4_plan_build(&s->plan, &s->mcfg);
-    g4_tensors_build(&s->plan, &s->ts);
-    rc = trn_check_buildable(c, &s->plan);
+    int rc = trn_check_buildable(c, &s->d.plan);
     if (!rc) rc = (s->tok = tok_load(c->tokenizer_path)) ? 0 : -1;
     if (!rc) rc = pick_template(s, c);
     s->opts = chat_opts_default();
     if (!rc)
         rc = cfg_map_bool(&c->chat_template_kwargs, "enable_thinking", &s->opts.enable_thinking,
                           "chat_template_kwargs");
-    if (!rc) rc = g4_weights_load(&s->w, &s->plan, &s->ts, c->base_model_path, false);
+    if (!rc) rc = g4_weights_load(&s->w, &s->d.plan, &s->d.ts, c->base_model_path, false);
     if (!rc && c->lora_model_dir.v && *c->lora_model_dir.v) {
         peft_config pc;
         rc = peft_load(c->lora_model_dir.v, &s->w, false, &s->adapter, &pc);
@@ -84,9 +74,9 @@ gen_session *gen_open(const eft_config *c, int max_tokens) {
     s->ids = eft_malloc((size_t)max_tokens * sizeof(int32_t));
     s->pos = eft_malloc((size_t)max_tokens * sizeof(int32_t));
     s->target = eft_malloc((size_t)max_tokens * sizeof(int32_t));
-    s->logits = eft_malloc((size_t)s->plan.V * sizeof(float));
+    s->logits = eft_malloc((size_t)s->d.plan.V * sizeof(float));
     for (int t = 0; t < max_tokens; t++) s->pos[t] = t, s->target[t] = -100;
-    g4_model_init(&s->model, &s->plan, &s->w, max_tokens, false);
+    g4_model_init(&s->model, &s->d.plan, &s->w, max_tokens, false);
     return s;
 }
 
@@ -95,18 +85,14 @@ void gen_close(gen_session *s) {
     if (s->ids) g4_model_free(&s->model);
     lora_detach(&s->adapter);
     if (s->w.params) g4_weights_free(&s->w);
-    if (s->plan.layers) {
-        g4_tensors_free(&s->ts);
-        g4_plan_free(&s->plan);
-        g4_config_free(&s->mcfg);
-    }
+    g4_desc_free(&s->d);
     tok_free(s->tok);
     eft_free(s->ids), eft_free(s->pos), eft_free(s->target), eft_free(s->logits);
     eft_free(s);
 }
 
 static int32_t pick(const gen_session *s, const gen_opts *o, eft_rng *r) {
-    int64_t V = s->plan.V, best = 0;
+    int64_t V = s->d.plan.V, best = 0;
     for (int64_t v = 1; v < V; v++)
         if (s->logits[v] > s->logits[best]) best = v;
     if (o->temperature <= 0) return (int32_t)best;
