@@ -35,6 +35,12 @@ static float *gf(const g4_param *p) {
     return p ? p->grad : NULL;
 }
 
+/* Layer l's per-layer input, out of ple [N, L, P] into dst [N, P]. */
+static void ple_slice(float *dst, const float *ple, int N, int L, int l, int64_t P) {
+    for (int i = 0; i < N; i++)
+        memcpy(dst + (size_t)i * P, ple + ((size_t)i * L + l) * P, (size_t)P * sizeof(float));
+}
+
 /* ---- forward ---------------------------------------------------------------------------- */
 
 void g4_layer_forward(g4_model *m, int l, g4_layer_acts *a, float *h_out) {
@@ -95,9 +101,7 @@ void g4_layer_forward(g4_model *m, int l, g4_layer_acts *a, float *h_out) {
     /* Per-layer embeddings. */
     if (y->ple) {
         g4_lin_forward(m, W->ple_gate, a->ple_gate, a->h_ple, N, a->xa[G4L_PLE_GATE], t.lora);
-        for (int i = 0; i < N; i++)
-            memcpy(t.ple_in + (size_t)i * P, s->ple + ((size_t)i * p->L + l) * P,
-                   (size_t)P * sizeof(float));
+        ple_slice(t.ple_in, s->ple, N, p->L, l, P);
         ops_geglu_forward(a->ple_gated, a->ple_gate, t.ple_in, N, (int)P, (int)P);
         g4_lin_forward(m, W->ple_proj, a->ple_proj, a->ple_gated, N, a->xa[G4L_PLE_PROJ], t.lora);
         ops_rmsnorm_forward(t.tmp, a->rstd_ple, a->ple_proj, wf(W->post_ple_norm), N, (int)H,
@@ -124,9 +128,7 @@ static void ple_backward(g4_model *m, int l, g4_layer_acts *a, float *dh, g4_bwd
     g4_lin_backward(m, W->ple_proj, t->d_ple_gated, t->d_branch, a->ple_gated, N,
                     a->xa[G4L_PLE_PROJ], t->lora_x, t->lora_d);
     /* ple_gated = gelu(ple_gate) * ple_l. */
-    for (int i = 0; i < N; i++)
-        memcpy(t->ple_in + (size_t)i * P, s->ple + ((size_t)i * p->L + l) * P,
-               (size_t)P * sizeof(float));
+    ple_slice(t->ple_in, s->ple, N, p->L, l, P);
     Z(t->d_ple_gate, N * P);
     float *d_ple_in = t->d_branch; /* free again: [N, P] fits in [N, H] */
     Z(d_ple_in, N * P);
