@@ -37,7 +37,10 @@ def load_model(model_dir, adapter_dir, dtype=torch.float32):
     # The class config.json names: Gemma4ForConditionalGeneration (the releases' wrapper),
     # Gemma4UnifiedForConditionalGeneration (12B), Gemma4ForCausalLM (text only).
     cls = getattr(transformers, cfg.architectures[0])
-    model = cls.from_pretrained(model_dir, dtype=dtype, attn_implementation="eager")
+    # eager experts: the per-expert loop (grouped_mm has no float64); the reference order of the
+    # experts' sums, which eft follows.
+    model = cls.from_pretrained(model_dir, dtype=dtype, attn_implementation="eager",
+                                experts_implementation="eager")
     model.eval()  # no dropout anywhere in Gemma 4's text model; eval keeps it explicit
     if adapter_dir:
         from peft import PeftModel

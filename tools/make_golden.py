@@ -13,7 +13,8 @@ from fp64, half the test's 1e-4 tolerance, and then the test measures the fixtur
 seed is kept only when transformers' fp32 gradients are within 2e-5 (relative L2, every tensor)
 of its fp64 ones; seeds are tried from 7 upwards and the one used is recorded.
 
-    tools/make_golden.py BUILD_DIR [--python PYTHON]   (PYTHON: torch, transformers 5.x, safetensors)
+    tools/make_golden.py BUILD_DIR [--python PYTHON] [--only NAME ...]
+        (PYTHON: torch, transformers 5.x, safetensors; NAME: a fixture such as tiny-26b-a4b)
 """
 import argparse
 import os
@@ -25,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(ROOT, "tests", "data_files", "golden")
 FIXTURES = [("tiny-e2b", False), ("tiny-e4b", False), ("tiny-12b", False), ("tiny-31b", False),
-            ("tiny-31b", True), ("tiny-e2b", True)]
+            ("tiny-31b", True), ("tiny-e2b", True), ("tiny-26b-a4b", False)]
 
 
 def worst_rel(a_path, b_path):
@@ -45,6 +46,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build")
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--only", nargs="+", help="regenerate only these fixtures")
     args = ap.parse_args()
     eft = os.path.join(args.build, "eft")
     golden = os.path.join(HERE, "gemma4_golden.py")
@@ -52,6 +54,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for preset, text_only in FIXTURES:
             name = preset + ("-text" if text_only else "")
+            if args.only and name not in args.only:
+                continue
             for seed in range(7, 40):
                 model = os.path.join(tmp, f"{name}-{seed}")
                 cmd = [eft, "init-model", "--preset", preset, "--out", model, "--seed", str(seed)]

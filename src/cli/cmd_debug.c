@@ -157,22 +157,9 @@ typedef struct loss_args {
     bool recompute;
 } loss_args;
 
-/* A model folder's config, plan and tensor list, built together. */
-/* The checkpoint's description; MoE models are refused (their layers are not built yet). On
- * failure nothing needs freeing. */
-static int desc_load(g4_desc *d, const char *dir) {
-    if (g4_desc_load(d, dir)) return -1;
-    for (int l = 0; l < d->plan.L; l++)
-        if (d->plan.layers[l].moe) {
-            g4_desc_free(d);
-            return eft_fail("%s: MoE layers are not supported by this build of eft yet.", dir);
-        }
-    return 0;
-}
-
 static int run_loss(const loss_args *a) {
     g4_desc d;
-    if (desc_load(&d, a->model)) return -1;
+    if (g4_desc_load(&d, a->model)) return -1;
     rows r = {0};
     g4_weights w = {0};
     lora_adapter ad = {0};
@@ -241,7 +228,7 @@ static int run_init_adapter(const init_args *a) {
     if (!rc && (!c.adapter.v || strcmp(c.adapter.v, "lora")))
         rc = eft_fail("%s: init-adapter needs adapter: lora.", a->config);
     g4_desc d;
-    if (!rc) rc = desc_load(&d, a->model);
+    if (!rc) rc = g4_desc_load(&d, a->model);
     if (!rc) {
         g4_weights w = {0};
         rc = g4_weights_load(&w, &d.plan, &d.ts, a->model, false);

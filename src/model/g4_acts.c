@@ -22,16 +22,16 @@ static int rank_of(const g4_param *p) {
 
 static const g4_param *layer_lin(const g4_weights *w, int l, int k) {
     const g4_layer_params *L = &w->layers[l];
-    const g4_param *by_kind[G4L_N] = {L->q,  L->k,    L->v,        L->o,       L->gate,
-                                      L->up, L->down, L->ple_gate, L->ple_proj};
+    const g4_param *by_kind[G4L_N] = {L->q,  L->k,    L->v,        L->o,        L->gate,
+                                      L->up, L->down, L->ple_gate, L->ple_proj, L->router_proj};
     return by_kind[k];
 }
 
 /* The sizes one layer's forward state needs. The recompute replay set uses the union over all
  * layers (every field present, each as large as the largest layer's). */
 typedef struct dims {
-    int64_t qd, kvd, nH, nkv, I, P;
-    bool kv, v_raw, ple, keep_kv;
+    int64_t qd, kvd, nH, nkv, I, P, E, K, Ie;
+    bool kv, v_raw, ple, keep_kv, moe;
     int rank[G4L_N];
 } dims;
 
@@ -47,7 +47,11 @@ static dims layer_dims(const g4_model *m, int l) {
               .kv = !y->kv_shared,
               .v_raw = !y->kv_shared && !y->k_eq_v,
               .ple = y->ple,
-              .keep_kv = y->stores_kv};
+              .keep_kv = y->stores_kv,
+              .moe = y->moe,
+              .E = y->moe ? p->cfg->num_experts : 0,
+              .K = y->moe ? p->cfg->top_k_experts : 0,
+              .Ie = y->moe ? p->cfg->moe_intermediate_size : 0};
     for (int k = 0; k < G4L_N; k++) d.rank[k] = rank_of(layer_lin(m->w, l, k));
     return d;
 }
@@ -58,7 +62,8 @@ static dims union_dims(const g4_model *m) {
         dims d = layer_dims(m, l);
         u.qd = EFT_MAX(u.qd, d.qd), u.kvd = EFT_MAX(u.kvd, d.kvd), u.nkv = EFT_MAX(u.nkv, d.nkv);
         u.I = EFT_MAX(u.I, d.I), u.P = EFT_MAX(u.P, d.P);
-        u.kv |= d.kv, u.v_raw |= d.v_raw, u.ple |= d.ple;
+        u.kv |= d.kv, u.v_raw |= d.v_raw, u.ple |= d.ple, u.moe |= d.moe;
+        u.E = EFT_MAX(u.E, d.E), u.K = EFT_MAX(u.K, d.K), u.Ie = EFT_MAX(u.Ie, d.Ie);
         for (int k = 0; k < G4L_N; k++) u.rank[k] = EFT_MAX(u.rank[k], d.rank[k]);
     }
     return u;
@@ -107,6 +112,21 @@ static void carve(eft_arena *a, g4_layer_acts *x, const dims *d, int64_t N, int6
     }
     for (int k = 0; k < G4L_N; k++)
         if (d->rank[k]) x->xa[k] = F(a, N * d->rank[k]);
+    if (d->moe) {
+        x->rstd_post_ffw_1 = F(a, N);
+        x->rstd_router = F(a, N);
+        x->router_x = F(a, N * H);
+        x->topk_idx = eft_arena_alloc(a, (size_t)(N * d->K) * sizeof(int32_t));
+        x->topk_w = F(a, N * d->K);
+        x->slot_order = eft_arena_alloc(a, (size_t)(N * d->K) * sizeof(int32_t));
+        x->expert_start = eft_arena_alloc(a, (size_t)(d->E + 1) * sizeof(int32_t));
+        x->rstd_pre_ffw_2 = F(a, N);
+        x->x_moe = F(a, N * H);
+        x->expert_gu = F(a, N * d->K * 2 * d->Ie);
+        x->moe_out = F(a, N * H);
+        x->rstd_post_ffw_2 = F(a, N);
+        x->ffw_sum = F(a, N * H);
+    }
 }
 
 void g4_carve_layer(g4_model *m, eft_arena *a, g4_layer_acts *x, int l, int N, bool full) {
@@ -181,6 +201,16 @@ void g4_carve_fwd_tmp(g4_model *m, g4_fwd_tmp *t, int l, int N) {
     t->ple_in = p->P ? F(a, (int64_t)N * p->P) : NULL;
     int r = max_rank(m);
     t->lora = r ? F(a, (int64_t)N * r) : NULL;
+    const g4_layer *y = &p->layers[l];
+    t->logits = t->xg = t->y = t->act = t->m2 = NULL;
+    if (y->moe) {
+        int64_t H = p->H, E = p->cfg->num_experts, Ie = p->cfg->moe_intermediate_size;
+        t->logits = F(a, (int64_t)N * E);
+        t->xg = F(a, (int64_t)N * H);
+        t->y = F(a, (int64_t)N * H);
+        t->act = F(a, (int64_t)N * Ie);
+        t->m2 = F(a, (int64_t)N * H);
+    }
 }
 
 void g4_carve_bwd_tmp(g4_model *m, g4_bwd_tmp *t, int l, int N) {
@@ -211,6 +241,23 @@ void g4_carve_bwd_tmp(g4_model *m, g4_bwd_tmp *t, int l, int N) {
     }
     int r = max_rank(m);
     if (r) t->lora_x = F(a, (int64_t)N * r), t->lora_d = F(a, (int64_t)N * r);
+    if (y->moe) {
+        int64_t E = p->cfg->num_experts, K = p->cfg->top_k_experts;
+        int64_t Ie = p->cfg->moe_intermediate_size;
+        t->d_ffw = F(a, N * H);
+        t->d_moe_out = F(a, N * H);
+        t->dx_moe = F(a, N * H);
+        t->xg = F(a, N * H);
+        t->y = F(a, N * H);
+        t->dyg = F(a, N * H);
+        t->dxg = F(a, N * H);
+        t->act = F(a, N * Ie);
+        t->dact = F(a, N * Ie);
+        t->dgu = F(a, N * 2 * Ie);
+        t->dw = F(a, N * K);
+        t->dlogits = F(a, N * E);
+        t->dxr = F(a, N * H);
+    }
 }
 
 size_t g4_kernel_scratch_bytes(const g4_model *m) {

@@ -12,7 +12,6 @@
 #include "model/g4_plan.h"
 #include "model/g4_weights.h"
 
-#include <math.h>
 #include <string.h>
 
 /* Dimensions are chosen so that no two of H, nH*D, nKV*D and I coincide: a transposed index
@@ -130,8 +129,13 @@ static void init_param(const g4_param *par, float *out, void *vctx) {
     }
     bool ones = t->group == G4_GROUP_NORMS || strstr(t->name, "router.scale") ||
                 strstr(t->name, "router.per_expert_scale");
+    /* router.proj draws std 1: its input has rms H^-1/2, so the expert scores spread by about 1,
+     * decisive like a trained router's. With the initializer's 0.02 they would be all but equal
+     * and fp32 rounding alone could choose between experts (in the golden tests, between eft and
+     * transformers). */
+    double std = strstr(t->name, "router.proj") ? 1.0 : c->std;
     for (int64_t i = 0; i < t->numel; i++)
-        out[i] = ones ? 1.0f : (float)(c->std * eft_rng_normal(&r));
+        out[i] = ones ? 1.0f : (float)(std * eft_rng_normal(&r));
     /* nn.Embedding(padding_idx=pad): the pad row starts at zero. */
     if ((strstr(t->name, "embed_tokens.weight") || strstr(t->name, "embed_tokens_per_layer")) &&
         c->pad >= 0 && c->pad < t->shape[0])

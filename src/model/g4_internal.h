@@ -13,7 +13,11 @@
 #include "model/g4_model.h"
 
 /* The linear maps of one layer that may carry an adapter, for the saved adapter inputs. */
-enum { G4L_Q, G4L_K, G4L_V, G4L_O, G4L_GATE, G4L_UP, G4L_DOWN, G4L_PLE_GATE, G4L_PLE_PROJ, G4L_N };
+enum {
+    G4L_Q, G4L_K, G4L_V, G4L_O, G4L_GATE, G4L_UP, G4L_DOWN, G4L_PLE_GATE, G4L_PLE_PROJ,
+    G4L_ROUTER, /* router.proj: an nn.Linear, so all-linear LoRA wraps it (PEFT, Axolotl) */
+    G4L_N
+};
 
 /* One layer's forward state, N tokens. Without recompute every layer has all of it; with
  * recompute each layer keeps h_in (and a donor its k and v) and the rest is the shared `replay`
@@ -45,6 +49,20 @@ struct g4_layer_acts {
     float *ple_proj;        /* [N, H] per_layer_projection output */
     float *rstd_ple;        /* [N] */
     float *xa[G4L_N];       /* [N, r] adapter inputs x Aᵀ of the layer's adapted maps */
+    /* MoE (26B-A4B), beside the dense MLP (g4_moe.c). */
+    float *rstd_post_ffw_1; /* [N] post_feedforward_layernorm_1 of mlp_out */
+    float *rstd_router;     /* [N] */
+    float *router_x;        /* [N, H] norm(h_mid) * router.scale * H^-1/2: router.proj's input */
+    int32_t *topk_idx;      /* [N, K] experts of each token, by descending probability */
+    float *topk_w;          /* [N, K] their renormalised probabilities (before per_expert_scale) */
+    int32_t *slot_order;    /* [N*K] slots t*K + k grouped by expert, each group in token order */
+    int32_t *expert_start;  /* [E+1] where each expert's group starts in slot_order */
+    float *rstd_pre_ffw_2;  /* [N] */
+    float *x_moe;           /* [N, H] pre_feedforward_layernorm_2(h_mid): the experts' input */
+    float *expert_gu;       /* [N*K, 2 I_e] gate|up of each slot, in slot_order */
+    float *moe_out;         /* [N, H] sum of w * expert output: post_feedforward_layernorm_2's input */
+    float *rstd_post_ffw_2; /* [N] */
+    float *ffw_sum;         /* [N, H] m1 + m2: post_feedforward_layernorm's input */
 };
 
 typedef struct g4_state {
@@ -87,6 +105,11 @@ typedef struct g4_fwd_tmp {
     float *tmp;    /* [N, H] a normed branch before the residual add */
     float *ple_in; /* [N, P] this layer's slice of ple, contiguous */
     float *lora;   /* [N, r] scaled adapter input */
+    /* MoE */
+    float *logits;     /* [N, E] router scores, then probabilities */
+    float *xg, *y;     /* [N, H] one expert's gathered inputs and outputs */
+    float *act;        /* [N, I_e] gelu(gate) * up of one expert */
+    float *m2;         /* [N, H] post_feedforward_layernorm_2(moe_out) */
 } g4_fwd_tmp;
 void g4_carve_fwd_tmp(g4_model *m, g4_fwd_tmp *t, int l, int N);
 
@@ -102,6 +125,16 @@ typedef struct g4_bwd_tmp {
     float *dgate, *dup;     /* [N, I] */
     float *ple_in, *d_ple_gated, *d_ple_gate; /* [N, P] */
     float *lora_x, *lora_d;                   /* [N, r] scaled adapter input, adapter gradient */
+    /* MoE */
+    float *d_ffw;              /* [N, H] gradient of m1 + m2 */
+    float *d_moe_out;          /* [N, H] */
+    float *dx_moe;             /* [N, H] gradient of x_moe */
+    float *xg, *y, *dyg, *dxg; /* [N, H] one expert's rows */
+    float *act, *dact;         /* [N, I_e] */
+    float *dgu;                /* [N, 2 I_e] */
+    float *dw;                 /* [N, K] gradient of the final expert weights */
+    float *dlogits;            /* [N, E] */
+    float *dxr;                /* [N, H] gradient of router_x */
 } g4_bwd_tmp;
 void g4_carve_bwd_tmp(g4_model *m, g4_bwd_tmp *t, int l, int N);
 
@@ -109,6 +142,13 @@ void g4_carve_bwd_tmp(g4_model *m, g4_bwd_tmp *t, int l, int N);
 void g4_layer_forward(g4_model *m, int l, g4_layer_acts *a, float *h_out);
 /* dh [N, H]: in, the gradient of the layer's output; out, that of its input. */
 void g4_layer_backward(g4_model *m, int l, g4_layer_acts *a, float *dh);
+
+/* The MoE block (g4_moe.c). Forward: from h_mid and mlp_out to ffw_sum (= m1 + m2), keeping its
+ * activations in a. Backward: d_ffw in; adds the block's gradient into dh_mid and into the dense
+ * MLP's output gradient d_mlp_out (through post_feedforward_layernorm_1). */
+void g4_moe_forward(g4_model *m, int l, g4_layer_acts *a, g4_fwd_tmp *t);
+void g4_moe_backward(g4_model *m, int l, g4_layer_acts *a, g4_bwd_tmp *t, float *dh_mid,
+                     float *d_mlp_out);
 
 /* Linear maps with an optional adapter (g4_linear.c). xa [N, r] saves x Aᵀ for the backward. */
 void g4_lin_forward(g4_model *m, const g4_param *p, float *y, const float *x, int N, float *xa,

@@ -7,6 +7,7 @@
  *   v  = norm_heads(x Wvᵀ, no scale)         k_eq_v: V from the raw k_proj output
  *   h_mid = h_in + norm(attention(q,k,v) Woᵀ)                  post_attention_layernorm
  *   h_ple = h_mid + norm(down(gelu(x' Wgᵀ) * x' Wuᵀ)), x' = norm(h_mid)   pre/post ffw norms
+ *           (26B-A4B: norm(norm1(mlp) + norm2(experts(h_mid))), g4_moe.c)
  *   h_pre = h_ple + norm((gelu(h_ple Wpgᵀ) * ple_l) Wppᵀ)      PLE block (E2B, E4B)
  *   h_out = layer_scalar * h_pre
  *
@@ -93,8 +94,12 @@ void g4_layer_forward(g4_model *m, int l, g4_layer_acts *a, float *h_out) {
     g4_lin_forward(m, W->up, a->up, a->x_mlp, N, a->xa[G4L_UP], t.lora);
     ops_geglu_forward(t.hh, a->gate, a->up, N, (int)I, (int)I);
     g4_lin_forward(m, W->down, a->mlp_out, t.hh, N, a->xa[G4L_DOWN], t.lora);
-    ops_rmsnorm_forward(t.tmp, a->rstd_post_ffw, a->mlp_out, wf(W->post_ffw_norm), N, (int)H,
-                        eps(m));
+    const float *ffw = a->mlp_out;
+    if (y->moe) { /* the experts' branch joins the dense one before post_feedforward_layernorm */
+        g4_moe_forward(m, l, a, &t);
+        ffw = a->ffw_sum;
+    }
+    ops_rmsnorm_forward(t.tmp, a->rstd_post_ffw, ffw, wf(W->post_ffw_norm), N, (int)H, eps(m));
     float *h_pre = y->ple ? a->h_ple : h_out;
     ops_add(h_pre, a->h_mid, t.tmp, (size_t)N * H);
 
@@ -151,8 +156,15 @@ static void mlp_backward(g4_model *m, int l, g4_layer_acts *a, float *dh, g4_bwd
     int N = ((g4_state *)m->state)->N;
     int64_t H = p->H, I = p->layers[l].mlp_width;
     Z(t->d_branch, N * H);
-    ops_rmsnorm_backward(t->d_branch, gf(W->post_ffw_norm), dh, a->mlp_out, wf(W->post_ffw_norm),
-                         a->rstd_post_ffw, N, (int)H);
+    if (p->layers[l].moe) { /* d_branch = d mlp_out through post_feedforward_layernorm_1 */
+        Z(t->d_ffw, N * H);
+        ops_rmsnorm_backward(t->d_ffw, gf(W->post_ffw_norm), dh, a->ffw_sum,
+                             wf(W->post_ffw_norm), a->rstd_post_ffw, N, (int)H);
+        g4_moe_backward(m, l, a, t, dh, t->d_branch);
+    } else {
+        ops_rmsnorm_backward(t->d_branch, gf(W->post_ffw_norm), dh, a->mlp_out,
+                             wf(W->post_ffw_norm), a->rstd_post_ffw, N, (int)H);
+    }
     ops_geglu_forward(t->hh, a->gate, a->up, N, (int)I, (int)I); /* down_proj's input, re-made */
     Z(t->d_hh, N * I);
     g4_lin_backward(m, W->down, t->d_hh, t->d_branch, t->hh, N, a->xa[G4L_DOWN], t->lora_x,

@@ -33,6 +33,14 @@ static const struct {
     {"per_layer_projection.weight", offsetof(g4_layer_params, ple_proj)},
     {"post_per_layer_input_norm.weight", offsetof(g4_layer_params, post_ple_norm)},
     {"layer_scalar", offsetof(g4_layer_params, layer_scalar)},
+    {"router.proj.weight", offsetof(g4_layer_params, router_proj)},
+    {"router.scale", offsetof(g4_layer_params, router_scale)},
+    {"router.per_expert_scale", offsetof(g4_layer_params, per_expert_scale)},
+    {"experts.gate_up_proj", offsetof(g4_layer_params, experts_gate_up)},
+    {"experts.down_proj", offsetof(g4_layer_params, experts_down)},
+    {"pre_feedforward_layernorm_2.weight", offsetof(g4_layer_params, pre_ffw_norm_2)},
+    {"post_feedforward_layernorm_1.weight", offsetof(g4_layer_params, post_ffw_norm_1)},
+    {"post_feedforward_layernorm_2.weight", offsetof(g4_layer_params, post_ffw_norm_2)},
 };
 
 /* Model-level tensors by the name that follows the weight prefix. */
@@ -47,8 +55,7 @@ static const struct {
     {"per_layer_projection_norm.weight", offsetof(g4_weights, ple_proj_norm)},
 };
 
-/* Points each role at its parameter. MoE tensors have no role yet (trn_check_buildable refuses
- * MoE models before weights are bound). */
+/* Points each role at its parameter. */
 static void bind_roles(g4_weights *w) {
     const g4_plan *p = w->plan;
     const char *prefix = p->cfg->weight_prefix;
@@ -77,9 +84,10 @@ static void bind_roles(g4_weights *w) {
     }
 }
 
-/* Small tensors that scale activations: always fp32. */
+/* Small tensors that scale activations: always fp32 (norms, layer_scalar, the router's scales). */
 static bool always_f32(const g4_tensor *t) {
-    return t->group == G4_GROUP_NORMS || t->group == G4_GROUP_BUFFER;
+    return t->group == G4_GROUP_NORMS || t->group == G4_GROUP_BUFFER ||
+           (t->group == G4_GROUP_MOE_ROUTER && t->linear == G4_LIN_NONE);
 }
 
 static int bind_tensor(g4_param *par, const st_tensor *st, bool train) {

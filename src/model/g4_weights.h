@@ -50,6 +50,10 @@ typedef struct g4_layer_params {
     g4_param *q, *k, *v, *o, *q_norm, *k_norm;
     g4_param *gate, *up, *down;
     g4_param *ple_gate, *ple_proj, *post_ple_norm;
+    /* MoE (26B-A4B): router, experts and their three norms. */
+    g4_param *router_proj, *router_scale, *per_expert_scale;
+    g4_param *experts_gate_up, *experts_down; /* [E, 2 I_e, H], [E, H, I_e] */
+    g4_param *pre_ffw_norm_2, *post_ffw_norm_1, *post_ffw_norm_2;
     g4_param *layer_scalar; /* [1] buffer */
 } g4_layer_params;
 

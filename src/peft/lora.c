@@ -39,14 +39,12 @@ static const char *refusal(const g4_tensor *t) {
     case G4_LIN_PLE_GATE:
     case G4_LIN_PLE_PROJ:
     case G4_LIN_PLE_MODEL_PROJ:
+    case G4_LIN_ROUTER:
         return NULL;
     case G4_LIN_EXPERTS_GATE_UP:
     case G4_LIN_EXPERTS_DOWN:
         return "LoRA on MoE expert tensors is not supported by this build of eft yet; remove "
                "lora_target_parameters";
-    case G4_LIN_ROUTER:
-        return "LoRA on the MoE router is not supported by this build of eft yet; leave it out "
-               "of lora_target_modules";
     case G4_LIN_LM_HEAD:
         return "LoRA on the LM head is not supported (the head is fused with the loss); leave it "
                "out of lora_target_modules";

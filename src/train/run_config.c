@@ -61,12 +61,5 @@ int trn_check_buildable(const eft_config *c, const g4_plan *p) {
         return cfg_fail_at(c->lora_target_parameters.at, "lora_target_parameters",
                            "LoRA on MoE expert tensors is not supported by this build of eft "
                            "yet; remove the key.");
-    for (int l = 0; l < p->L; l++)
-        if (p->layers[l].moe)
-            return cfg_fail_at(c->base_model.at, "base_model",
-                               "%s is a mixture-of-experts model (26B-A4B-shaped); its MoE "
-                               "layers are not supported by this build of eft yet. Dense "
-                               "Gemma 4 models (E2B, E4B, 12B, 31B) are.",
-                               c->base_model.v);
     return 0;
 }

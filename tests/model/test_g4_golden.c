@@ -1,7 +1,7 @@
 /* test_g4_golden.c: eft's Gemma 4 against Hugging Face transformers, without Python.
  *
  * tools/make_golden.sh wrote tests/data_files/golden/<preset>.safetensors from transformers
- * (fp32, eager attention): the loss, the logits and every parameter's gradient for the packed
+ * (fp32, eager attention, eager experts): the loss, the logits and every parameter's gradient for the packed
  * rows of rows.jsonl (three rows; documents of 9, 1 and 14 tokens; a document with every label
  * ignored; sequences longer than the sliding windows). Here eft rebuilds the same checkpoints
  * (`eft init-model`, same seed), runs the same rows through `eft debug loss`, and compares:
@@ -32,12 +32,18 @@ static void test_31b(void **state) {
 static void test_31b_text(void **state) {
     golden_check("tiny-31b", "--text-only", "tiny-31b-text", NULL);
 }
+/* The mixture-of-experts layers: router, top-k, experts, their three extra norms; every expert and
+ * router gradient is compared (transformers' eager experts loop is the reference). */
+static void test_26b_a4b(void **state) {
+    golden_check("tiny-26b-a4b", "", "tiny-26b-a4b", NULL);
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_e2b), cmocka_unit_test(test_e2b_text),
         cmocka_unit_test(test_e4b), cmocka_unit_test(test_12b),
         cmocka_unit_test(test_31b), cmocka_unit_test(test_31b_text),
+        cmocka_unit_test(test_26b_a4b),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,10 +7,9 @@
 #include "base/err.h"
 #include "base/fs.h"
 #include "base/rng.h"
-#include "model/g4_config.h"
+#include "model/g4_desc.h"
 #include "model/g4_init.h"
 #include "model/g4_model.h"
-#include "model/g4_plan.h"
 #include "model/g4_weights.h"
 #include "peft/lora.h"
 
@@ -21,9 +20,7 @@ enum { T = 24 };
 
 typedef struct fx {
     char *dir;
-    g4_config cfg;
-    g4_plan plan;
-    g4_tensors ts;
+    g4_desc d;
     g4_weights w;
     lora_adapter a;
     int32_t ids[T], pos[T], target[T];
@@ -34,14 +31,11 @@ static void fx_open(fx *f, double dropout) {
     f->dir = test_tmpdir("lora-dropout");
     char *model = eft_path_join(f->dir, "model");
     assert_int_equal(g4_init_checkpoint(g4_preset_find("tiny-31b"), model, 3, false, 0), 0);
-    char *cfg = eft_path_join(model, "config.json");
-    assert_int_equal(g4_config_load(&f->cfg, cfg), 0);
-    g4_plan_build(&f->plan, &f->cfg);
-    g4_tensors_build(&f->plan, &f->ts);
-    assert_int_equal(g4_weights_load(&f->w, &f->plan, &f->ts, model, false), 0);
-    bool *sel = eft_calloc((size_t)f->ts.n, sizeof *sel);
-    for (int i = 0; i < f->ts.n; i++)
-        sel[i] = f->ts.t[i].linear == G4_LIN_Q || f->ts.t[i].linear == G4_LIN_DOWN;
+    assert_int_equal(g4_desc_load(&f->d, model), 0);
+    assert_int_equal(g4_weights_load(&f->w, &f->d.plan, &f->d.ts, model, false), 0);
+    bool *sel = eft_calloc((size_t)f->d.ts.n, sizeof *sel);
+    for (int i = 0; i < f->d.ts.n; i++)
+        sel[i] = f->d.ts.t[i].linear == G4_LIN_Q || f->d.ts.t[i].linear == G4_LIN_DOWN;
     /* A small scale keeps the loss near-quadratic in A and B, so that central differences with a
      * step fp32 can resolve are accurate (nn.Linear-style init makes B non-zero). */
     lora_spec spec = {
@@ -54,16 +48,13 @@ static void fx_open(fx *f, double dropout) {
     }
     for (int t = 0; t < T; t++) f->target[t] = t + 1 < T ? f->ids[t + 1] : -100;
     f->b = (g4_batch){T, f->ids, f->pos, f->target, NULL, 1};
-    eft_free(cfg);
     eft_free(model);
 }
 
 static void fx_close(fx *f) {
     lora_detach(&f->a);
     g4_weights_free(&f->w);
-    g4_tensors_free(&f->ts);
-    g4_plan_free(&f->plan);
-    g4_config_free(&f->cfg);
+    g4_desc_free(&f->d);
     test_tmpdir_cleanup(f->dir);
 }
 
@@ -76,7 +67,7 @@ static void gradient_check(double p) {
     fx f;
     fx_open(&f, p);
     g4_model m;
-    g4_model_init(&m, &f.plan, &f.w, T, false);
+    g4_model_init(&m, &f.d.plan, &f.w, T, false);
     m.dropout_key = 1234;
     g4_weights_zero_grad(&f.w);
     loss_of(&m, &f.b);
@@ -124,7 +115,7 @@ static void test_mask_follows_key_and_mode(void **state) {
     fx f;
     fx_open(&f, 0.4);
     g4_model m;
-    g4_model_init(&m, &f.plan, &f.w, T, false);
+    g4_model_init(&m, &f.d.plan, &f.w, T, false);
     m.dropout_key = 1;
     double a1 = loss_of(&m, &f.b), a2 = loss_of(&m, &f.b);
     assert_true(a1 == a2); /* the same key draws the same mask */
@@ -146,7 +137,7 @@ static void test_recompute_same_bits(void **state) {
     float *g[2];
     for (int pass = 0; pass < 2; pass++) {
         g4_model m;
-        g4_model_init(&m, &f.plan, &f.w, T, pass == 1);
+        g4_model_init(&m, &f.d.plan, &f.w, T, pass == 1);
         m.dropout_key = 99;
         g4_weights_zero_grad(&f.w);
         loss_of(&m, &f.b);

@@ -1,0 +1,226 @@
+/* g4_moe.c: the mixture-of-experts block of 26B-A4B, forward and backward
+ * (../shared/spec/gemma4.md sections 4.3, 6 and 7.11).
+ *
+ *   m1  = norm(mlp_out; post_feedforward_layernorm_1)          the dense MLP's branch
+ *   p   = softmax(norm_noscale(h_mid) * router.scale * H^-1/2 . router.projᵀ)   over all E
+ *   top = the K largest p (descending, the lower index first on ties), w~ = top / sum(top),
+ *   w   = w~ * per_expert_scale[expert]
+ *   e   = norm(h_mid; pre_feedforward_layernorm_2)
+ *   moe = sum over the token's K experts x of w * down_x(gelu(gate_x e) * up_x e)
+ *   ffw = m1 + norm(moe; post_feedforward_layernorm_2)          (then post_feedforward_layernorm)
+ *
+ * Tokens are grouped by expert (a counting sort of the N*K slots), so each expert runs two
+ * GEMMs over its own rows; outputs are added into each token in expert order, the order
+ * transformers' index_add loop uses. The top-k indices are constants of the backward: gradients
+ * reach only the selected logits (w~ is a softmax over them).
+ */
+#include "model/g4_internal.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+#define Z(p, n) memset((p), 0, (size_t)(n) * sizeof(float))
+
+typedef struct moe_dims {
+    int N, H, E, K, Ie;
+} moe_dims;
+
+static moe_dims dims_of(const g4_model *m) {
+    const g4_config *c = m->plan->cfg;
+    return (moe_dims){((g4_state *)m->state)->N, (int)m->plan->H, c->num_experts,
+                      c->top_k_experts, (int)c->moe_intermediate_size};
+}
+
+/* Expert x's [rows, cols] slice of a 3-D expert tensor. */
+static ops_weight expert_slice(ops_weight w, int x, size_t per_expert) {
+    size_t off = (size_t)x * per_expert;
+    if (w.dtype == OPS_W_BF16) return ops_w_bf16((const uint16_t *)w.data + off);
+    return ops_w_real((const float *)w.data + off);
+}
+
+static float eps_of(const g4_model *m) { return (float)m->plan->cfg->rms_norm_eps; }
+
+/* Router: router_x, the top-k experts and their renormalised weights; then the slots grouped by
+ * expert. logits [N, E] is scratch. */
+static void route(g4_model *m, const g4_layer_params *W, g4_layer_acts *a, float *logits,
+                  float *lora_tmp, moe_dims d) {
+    ops_rmsnorm_forward(a->router_x, a->rstd_router, a->h_mid, NULL, d.N, d.H, eps_of(m));
+    float root = (float)pow((double)d.H, -0.5);
+    const float *scale = W->router_scale->f32;
+    for (int t = 0; t < d.N; t++) {
+        float *x = a->router_x + (size_t)t * d.H;
+        for (int c = 0; c < d.H; c++) x[c] = x[c] * scale[c] * root;
+    }
+    g4_lin_forward(m, W->router_proj, logits, a->router_x, d.N, a->xa[G4L_ROUTER], lora_tmp);
+    int32_t *count = a->expert_start; /* [E+1], counts first */
+    memset(count, 0, (size_t)(d.E + 1) * sizeof(int32_t));
+    for (int t = 0; t < d.N; t++) {
+        float *p = logits + (size_t)t * d.E, mx = p[0], sum = 0;
+        for (int x = 1; x < d.E; x++) mx = p[x] > mx ? p[x] : mx;
+        for (int x = 0; x < d.E; x++) sum += p[x] = expf(p[x] - mx);
+        for (int x = 0; x < d.E; x++) p[x] /= sum;
+        int32_t *idx = a->topk_idx + (size_t)t * d.K;
+        float *w = a->topk_w + (size_t)t * d.K, top = 0;
+        for (int k = 0; k < d.K; k++) { /* K is small: repeated selection */
+            int best = -1;
+            for (int x = 0; x < d.E; x++) {
+                bool taken = false;
+                for (int j = 0; j < k; j++) taken |= idx[j] == x;
+                if (!taken && (best < 0 || p[x] > p[best])) best = x;
+            }
+            idx[k] = best;
+            w[k] = p[best];
+            top += p[best];
+            count[best + 1]++;
+        }
+        for (int k = 0; k < d.K; k++) w[k] /= top;
+    }
+    for (int x = 0; x < d.E; x++) count[x + 1] += count[x];
+    /* Slots in token order within each expert: a stable counting sort. */
+    int32_t *fill = (int32_t *)logits; /* the probabilities are no longer needed */
+    memcpy(fill, count, (size_t)d.E * sizeof(int32_t));
+    for (int t = 0; t < d.N; t++)
+        for (int k = 0; k < d.K; k++) {
+            int x = a->topk_idx[(size_t)t * d.K + k];
+            a->slot_order[fill[x]++] = t * d.K + k;
+        }
+}
+
+/* The final weight of a slot: w~ * per_expert_scale. */
+static inline float slot_weight(const g4_layer_params *W, const g4_layer_acts *a, int slot,
+                                int x) {
+    return a->topk_w[slot] * W->per_expert_scale->f32[x];
+}
+
+static void gather(float *dst, const float *src, const int32_t *slots, int n, int K, int H) {
+    for (int i = 0; i < n; i++)
+        memcpy(dst + (size_t)i * H, src + (size_t)(slots[i] / K) * H, (size_t)H * sizeof(float));
+}
+
+void g4_moe_forward(g4_model *m, int l, g4_layer_acts *a, g4_fwd_tmp *t) {
+    g4_state *s = m->state;
+    const g4_layer_params *W = &m->w->layers[l];
+    moe_dims d = dims_of(m);
+    size_t gu_size = (size_t)2 * d.Ie * d.H, down_size = (size_t)d.H * d.Ie;
+    float *m1 = a->ffw_sum;
+    ops_rmsnorm_forward(m1, a->rstd_post_ffw_1, a->mlp_out, W->post_ffw_norm_1->f32, d.N, d.H,
+                        eps_of(m));
+    route(m, W, a, t->logits, t->lora, d);
+    ops_rmsnorm_forward(a->x_moe, a->rstd_pre_ffw_2, a->h_mid, W->pre_ffw_norm_2->f32, d.N, d.H,
+                        eps_of(m));
+    Z(a->moe_out, (size_t)d.N * d.H);
+    for (int x = 0; x < d.E; x++) {
+        int start = a->expert_start[x], n = a->expert_start[x + 1] - start;
+        if (!n) continue;
+        const int32_t *slots = a->slot_order + start;
+        float *gu = a->expert_gu + (size_t)start * 2 * d.Ie; /* [n, 2 I_e]: gate | up */
+        gather(t->xg, a->x_moe, slots, n, d.K, d.H);
+        ops_linear_forward(gu, t->xg, expert_slice(W->experts_gate_up->w, x, gu_size), n, d.H,
+                           2 * d.Ie, false, s->kernel, s->kernel_bytes);
+        ops_geglu_forward(t->act, gu, gu + d.Ie, n, d.Ie, 2 * d.Ie);
+        ops_linear_forward(t->y, t->act, expert_slice(W->experts_down->w, x, down_size), n, d.Ie,
+                           d.H, false, s->kernel, s->kernel_bytes);
+        for (int i = 0; i < n; i++) {
+            float w = slot_weight(W, a, slots[i], x);
+            float *out = a->moe_out + (size_t)(slots[i] / d.K) * d.H;
+            const float *y = t->y + (size_t)i * d.H;
+            for (int c = 0; c < d.H; c++) out[c] += y[c] * w;
+        }
+    }
+    ops_rmsnorm_forward(t->m2, a->rstd_post_ffw_2, a->moe_out, W->post_ffw_norm_2->f32, d.N, d.H,
+                        eps_of(m));
+    ops_acc(m1, t->m2, (size_t)d.N * d.H); /* ffw_sum = m1 + m2 */
+}
+
+/* The router's backward from the gradient of the final slot weights (t->dw [N, K]) into dh_mid
+ * and the router's parameters. */
+static void route_backward(g4_model *m, const g4_layer_params *W, g4_layer_acts *a,
+                           g4_bwd_tmp *t, float *dh_mid, moe_dims d) {
+    Z(t->dlogits, (size_t)d.N * d.E);
+    float *dpes = W->per_expert_scale->grad;
+    for (int tok = 0; tok < d.N; tok++) {
+        const int32_t *idx = a->topk_idx + (size_t)tok * d.K;
+        const float *wt = a->topk_w + (size_t)tok * d.K, *dw = t->dw + (size_t)tok * d.K;
+        float *dl = t->dlogits + (size_t)tok * d.E;
+        /* w = w~ * c: dc += dw * w~, dw~ = dw * c; w~ is a softmax over the selected logits. */
+        double dot = 0;
+        float dwt[64];
+        assert(d.K <= 64);
+        for (int k = 0; k < d.K; k++) {
+            float c = W->per_expert_scale->f32[idx[k]];
+            if (dpes) dpes[idx[k]] += dw[k] * wt[k];
+            dwt[k] = dw[k] * c;
+            dot += (double)dwt[k] * wt[k];
+        }
+        for (int k = 0; k < d.K; k++) dl[idx[k]] = wt[k] * (dwt[k] - (float)dot);
+    }
+    Z(t->dxr, (size_t)d.N * d.H);
+    g4_lin_backward(m, W->router_proj, t->dxr, t->dlogits, a->router_x, d.N, a->xa[G4L_ROUTER],
+                    t->lora_x, t->lora_d);
+    /* router_x = n * scale * H^-1/2 with n = h_mid * rstd (no-scale norm). */
+    float root = (float)pow((double)d.H, -0.5);
+    const float *scale = W->router_scale->f32;
+    float *dscale = W->router_scale->grad;
+    for (int tok = 0; tok < d.N; tok++) {
+        float r = a->rstd_router[tok];
+        const float *h = a->h_mid + (size_t)tok * d.H;
+        float *dx = t->dxr + (size_t)tok * d.H;
+        for (int c = 0; c < d.H; c++) {
+            if (dscale) dscale[c] += dx[c] * (h[c] * r) * root;
+            dx[c] *= scale[c] * root; /* now d n */
+        }
+    }
+    ops_rmsnorm_backward(dh_mid, NULL, t->dxr, a->h_mid, NULL, a->rstd_router, d.N, d.H);
+}
+
+void g4_moe_backward(g4_model *m, int l, g4_layer_acts *a, g4_bwd_tmp *t, float *dh_mid,
+                     float *d_mlp_out) {
+    g4_state *s = m->state;
+    const g4_layer_params *W = &m->w->layers[l];
+    moe_dims d = dims_of(m);
+    size_t gu_size = (size_t)2 * d.Ie * d.H, down_size = (size_t)d.H * d.Ie;
+    /* ffw = m1 + m2: both branches receive d_ffw. */
+    Z(t->d_moe_out, (size_t)d.N * d.H);
+    ops_rmsnorm_backward(t->d_moe_out, W->post_ffw_norm_2->grad, t->d_ffw, a->moe_out, W->post_ffw_norm_2->f32, a->rstd_post_ffw_2, d.N,
+                         d.H);
+    ops_rmsnorm_backward(d_mlp_out, W->post_ffw_norm_1->grad, t->d_ffw, a->mlp_out,
+                         W->post_ffw_norm_1->f32, a->rstd_post_ffw_1, d.N, d.H);
+    Z(t->dx_moe, (size_t)d.N * d.H);
+    float *dgu_all = W->experts_gate_up->grad, *ddown_all = W->experts_down->grad;
+    for (int x = 0; x < d.E; x++) {
+        int start = a->expert_start[x], n = a->expert_start[x + 1] - start;
+        if (!n) continue;
+        const int32_t *slots = a->slot_order + start;
+        const float *gu = a->expert_gu + (size_t)start * 2 * d.Ie;
+        ops_weight wgu = expert_slice(W->experts_gate_up->w, x, gu_size);
+        ops_weight wdown = expert_slice(W->experts_down->w, x, down_size);
+        /* y = act . downᵀ, re-made for d w = <d moe_out, y>. */
+        ops_geglu_forward(t->act, gu, gu + d.Ie, n, d.Ie, 2 * d.Ie);
+        ops_linear_forward(t->y, t->act, wdown, n, d.Ie, d.H, false, s->kernel, s->kernel_bytes);
+        for (int i = 0; i < n; i++) {
+            int slot = slots[i];
+            const float *g = t->d_moe_out + (size_t)(slot / d.K) * d.H;
+            const float *y = t->y + (size_t)i * d.H;
+            float *dy = t->dyg + (size_t)i * d.H, w = slot_weight(W, a, slot, x);
+            double dot = 0;
+            for (int c = 0; c < d.H; c++) dot += (double)g[c] * y[c], dy[c] = g[c] * w;
+            t->dw[slot] = (float)dot;
+        }
+        Z(t->dact, (size_t)n * d.Ie);
+        ops_linear_backward(t->dact, ddown_all ? ddown_all + (size_t)x * down_size : NULL, t->dyg,
+                            t->act, wdown, n, d.Ie, d.H, s->kernel, s->kernel_bytes);
+        Z(t->dgu, (size_t)n * 2 * d.Ie);
+        ops_geglu_backward(t->dgu, t->dgu + d.Ie, t->dact, gu, gu + d.Ie, n, d.Ie, 2 * d.Ie);
+        gather(t->xg, a->x_moe, slots, n, d.K, d.H);
+        Z(t->dxg, (size_t)n * d.H);
+        ops_linear_backward(t->dxg, dgu_all ? dgu_all + (size_t)x * gu_size : NULL, t->dgu, t->xg,
+                            wgu, n, d.H, 2 * d.Ie, s->kernel, s->kernel_bytes);
+        for (int i = 0; i < n; i++)
+            ops_acc(t->dx_moe + (size_t)(slots[i] / d.K) * d.H, t->dxg + (size_t)i * d.H,
+                    (size_t)d.H);
+    }
+    ops_rmsnorm_backward(dh_mid, W->pre_ffw_norm_2->grad, t->dx_moe, a->h_mid,
+                         W->pre_ffw_norm_2->f32, a->rstd_pre_ffw_2, d.N, d.H);
+    route_backward(m, W, a, t, dh_mid, d);
+}
