@@ -13,7 +13,8 @@ Two kinds of fixture, both on tiny checkpoints that `eft init-model --seed S` re
    --adapter then records transformers' loss, logits and the gradients of every lora_A / lora_B.
    tiny-31b targets the Axolotl examples' regex (wrapper layout, k_eq_v layers without v_proj);
    tiny-e2b a list of names that includes the per-layer-embedding linears (KV-shared layers
-   without k/v projections). As in make_golden.py, a seed is kept only when transformers' fp32
+   without k/v projections); tiny-26b-a4b the regex plus the expert tensors
+   (target_parameters). As in make_golden.py, a seed is kept only when transformers' fp32
    gradients are within 2e-5 of its fp64 ones, so that the C test's tolerances measure eft.
 
 2. eft's adapter, read by PEFT (tests/data_files/peft/<name>/). `eft debug init-adapter` writes
@@ -38,29 +39,37 @@ ROWS = os.path.join(GOLDEN, "rows.jsonl")
 
 AXOLOTL_REGEX = (r"model.language_model.layers.[\d]+.(_checkpoint_wrapped_module.)?"
                  r"(mlp|self_attn).(up|down|gate|q|k|v|o)_proj")
+EXPERTS = ["experts.gate_up_proj", "experts.down_proj"]
 GOLDEN_FIXTURES = [
-    # name, preset, init-model flags, target_modules, r, lora_alpha, std of the random lora_B.
-    # (E2B's fp32 gradients are noisier: with B ~ N(0, 0.05) no seed in 7..39 is within 2e-5 of
-    # fp64; with 0.01 the adapter still moves the weights by about a third of their size.)
-    ("tiny-31b-lora", "tiny-31b", [], AXOLOTL_REGEX, 4, 8, 0.05),
+    # name, preset, init-model flags, target_modules, r, lora_alpha, std of the random lora_B,
+    # target_parameters. (E2B's fp32 gradients are noisier: with B ~ N(0, 0.05) no seed in 7..39
+    # is within 2e-5 of fp64; with 0.01 the adapter still moves the weights by about a third of
+    # their size.)
+    ("tiny-31b-lora", "tiny-31b", [], AXOLOTL_REGEX, 4, 8, 0.05, None),
     ("tiny-e2b-lora", "tiny-e2b", [],
      ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-      "per_layer_input_gate", "per_layer_projection", "per_layer_model_projection"], 2, 6, 0.01),
+      "per_layer_input_gate", "per_layer_projection", "per_layer_model_projection"], 2, 6, 0.01,
+     None),
+    # The Axolotl MoE examples' adapter: attention and dense MLP by regex, the experts by
+    # target_parameters (PEFT's ParamWrapper: nested, strided lora_B), all-linear aside.
+    ("tiny-26b-a4b-lora", "tiny-26b-a4b", [], AXOLOTL_REGEX, 4, 8, 0.05, EXPERTS),
 ]
 # eft's adapter on the text-only layout (Gemma4ForCausalLM, "model.layers.N..."), seed of the
 # checkpoint, and the config eft builds the adapter from (its seed draws the adapter).
-COMPAT_FIXTURES = [("tiny-e2b-text-eft", "tiny-e2b", ["--text-only"], 11)]
+COMPAT_FIXTURES = [("tiny-e2b-text-eft", "tiny-e2b", ["--text-only"], 11),
+                   ("tiny-26b-a4b-eft", "tiny-26b-a4b", [], 11)]
 
 # A PEFT adapter made by a child process, so that each fixture's torch state starts fresh.
 MAKE_ADAPTER = r"""
 import json, sys, torch, transformers
 from peft import LoraConfig, get_peft_model
-model_dir, out, targets, r, alpha, b_std, seed = sys.argv[1:]
+model_dir, out, targets, r, alpha, b_std, seed, params = sys.argv[1:]
 torch.manual_seed(int(seed))
 cfg = transformers.AutoConfig.from_pretrained(model_dir)
 model = getattr(transformers, cfg.architectures[0]).from_pretrained(model_dir, dtype=torch.float32)
 targets = json.loads(targets)
 model = get_peft_model(model, LoraConfig(r=int(r), lora_alpha=int(alpha), target_modules=targets,
+                                         target_parameters=json.loads(params),
                                          lora_dropout=0.0, task_type="CAUSAL_LM"))
 with torch.no_grad():
     for name, p in model.named_parameters():
@@ -90,7 +99,7 @@ def worst_rel(a_path, b_path):
 
 def make_golden(eft, python, tmp, only):
     golden = os.path.join(HERE, "gemma4_golden.py")
-    for name, preset, flags, targets, r, alpha, b_std in GOLDEN_FIXTURES:
+    for name, preset, flags, targets, r, alpha, b_std, params in GOLDEN_FIXTURES:
         if only and name not in only:
             continue
         for seed in range(7, 40):
@@ -98,7 +107,7 @@ def make_golden(eft, python, tmp, only):
             adapter = model + "-adapter"
             run([eft, "init-model", "--preset", preset, "--out", model, "--seed", str(seed)] + flags)
             run([python, "-c", MAKE_ADAPTER, model, adapter, json.dumps(targets), str(r),
-                 str(alpha), str(b_std), str(seed)])
+                 str(alpha), str(b_std), str(seed), json.dumps(params)])
             f32, f64 = model + ".f32.safetensors", model + ".f64.safetensors"
             base = [python, golden, "--model", model, "--adapter", adapter, "--input", ROWS]
             run(base + ["--out", f32, "--meta", f"seed={seed}"])

@@ -22,8 +22,10 @@ static int rank_of(const g4_param *p) {
 
 static const g4_param *layer_lin(const g4_weights *w, int l, int k) {
     const g4_layer_params *L = &w->layers[l];
-    const g4_param *by_kind[G4L_N] = {L->q,  L->k,    L->v,        L->o,        L->gate,
-                                      L->up, L->down, L->ple_gate, L->ple_proj, L->router_proj};
+    const g4_param *by_kind[G4L_N] = {
+        L->q,        L->k,        L->v,           L->o,
+        L->gate,     L->up,       L->down,        L->ple_gate,
+        L->ple_proj, L->router_proj, L->experts_gate_up, L->experts_down};
     return by_kind[k];
 }
 
@@ -110,8 +112,10 @@ static void carve(eft_arena *a, g4_layer_acts *x, const dims *d, int64_t N, int6
         x->ple_proj = F(a, N * H);
         x->rstd_ple = F(a, N);
     }
-    for (int k = 0; k < G4L_N; k++)
-        if (d->rank[k]) x->xa[k] = F(a, N * d->rank[k]);
+    for (int k = 0; k < G4L_N; k++) {
+        int64_t rows = k == G4L_EXPERTS_GATE_UP || k == G4L_EXPERTS_DOWN ? N * d->K : N;
+        if (d->rank[k]) x->xa[k] = F(a, rows * d->rank[k]);
+    }
     if (d->moe) {
         x->rstd_post_ffw_1 = F(a, N);
         x->rstd_router = F(a, N);
@@ -202,7 +206,7 @@ void g4_carve_fwd_tmp(g4_model *m, g4_fwd_tmp *t, int l, int N) {
     int r = max_rank(m);
     t->lora = r ? F(a, (int64_t)N * r) : NULL;
     const g4_layer *y = &p->layers[l];
-    t->logits = t->xg = t->y = t->act = t->m2 = NULL;
+    t->logits = t->xg = t->y = t->act = t->m2 = t->lora_b = NULL;
     if (y->moe) {
         int64_t H = p->H, E = p->cfg->num_experts, Ie = p->cfg->moe_intermediate_size;
         t->logits = F(a, (int64_t)N * E);
@@ -210,6 +214,7 @@ void g4_carve_fwd_tmp(g4_model *m, g4_fwd_tmp *t, int l, int N) {
         t->y = F(a, (int64_t)N * H);
         t->act = F(a, (int64_t)N * Ie);
         t->m2 = F(a, (int64_t)N * H);
+        if (r) t->lora_b = F(a, EFT_MAX(2 * Ie, H) * r);
     }
 }
 
@@ -257,6 +262,10 @@ void g4_carve_bwd_tmp(g4_model *m, g4_bwd_tmp *t, int l, int N) {
         t->dw = F(a, N * K);
         t->dlogits = F(a, N * E);
         t->dxr = F(a, N * H);
+        if (r) {
+            t->lora_b = F(a, EFT_MAX(2 * Ie, H) * r);
+            t->lora_db = F(a, EFT_MAX(2 * Ie, H) * r);
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 enum {
     G4L_Q, G4L_K, G4L_V, G4L_O, G4L_GATE, G4L_UP, G4L_DOWN, G4L_PLE_GATE, G4L_PLE_PROJ,
     G4L_ROUTER, /* router.proj: an nn.Linear, so all-linear LoRA wraps it (PEFT, Axolotl) */
+    G4L_EXPERTS_GATE_UP, G4L_EXPERTS_DOWN, /* per (token, expert) slot: [N*K, r] in slot order */
     G4L_N
 };
 
@@ -48,7 +49,8 @@ struct g4_layer_acts {
     float *ple_gated;       /* [N, P] gelu(ple_gate) * ple[:, l] */
     float *ple_proj;        /* [N, H] per_layer_projection output */
     float *rstd_ple;        /* [N] */
-    float *xa[G4L_N];       /* [N, r] adapter inputs x Aᵀ of the layer's adapted maps */
+    float *xa[G4L_N];       /* [N, r] adapter inputs x Aᵀ of the layer's adapted maps ([N*K, r]
+                               for the experts) */
     /* MoE (26B-A4B), beside the dense MLP (g4_moe.c). */
     float *rstd_post_ffw_1; /* [N] post_feedforward_layernorm_1 of mlp_out */
     float *rstd_router;     /* [N] */
@@ -110,6 +112,7 @@ typedef struct g4_fwd_tmp {
     float *xg, *y;     /* [N, H] one expert's gathered inputs and outputs */
     float *act;        /* [N, I_e] gelu(gate) * up of one expert */
     float *m2;         /* [N, H] post_feedforward_layernorm_2(moe_out) */
+    float *lora_b;     /* [max(2 I_e, H), r] one expert's lora_B, gathered */
 } g4_fwd_tmp;
 void g4_carve_fwd_tmp(g4_model *m, g4_fwd_tmp *t, int l, int N);
 
@@ -135,6 +138,7 @@ typedef struct g4_bwd_tmp {
     float *dw;                 /* [N, K] gradient of the final expert weights */
     float *dlogits;            /* [N, E] */
     float *dxr;                /* [N, H] gradient of router_x */
+    float *lora_b, *lora_db;   /* [max(2 I_e, H), r] one expert's lora_B and its gradient */
 } g4_bwd_tmp;
 void g4_carve_bwd_tmp(g4_model *m, g4_bwd_tmp *t, int l, int N);
 

@@ -13,6 +13,10 @@
  * GEMMs over its own rows; outputs are added into each token in expert order, the order
  * transformers' index_add loop uses. The top-k indices are constants of the backward: gradients
  * reach only the selected logits (w~ is a softmax over them).
+ *
+ * Adapters: router.proj is an nn.Linear (all-linear LoRA wraps it); the expert tensors take
+ * PEFT's target_parameters LoRA, y += s (x A_xᵀ) B_xᵀ per expert x (peft/lora.h has the layout).
+ * Each expert map runs through g4_linear.c as a parameter of its own (expert_map).
  */
 #include "model/g4_internal.h"
 
@@ -37,6 +41,52 @@ static ops_weight expert_slice(ops_weight w, int x, size_t per_expert) {
     size_t off = (size_t)x * per_expert;
     if (w.dtype == OPS_W_BF16) return ops_w_bf16((const uint16_t *)w.data + off);
     return ops_w_real((const float *)w.data + off);
+}
+
+/* One expert's linear map as a parameter of its own, so that g4_linear.c runs it with its
+ * adapter: the weight and gradient slices, and a g4_lora over A's rows x*r... and B's columns
+ * j*E + x (PEFT's layout, peft/lora.h), gathered into b [out, r]. With db, the adapter's dB goes
+ * to db [out, r] (zeroed here) for expert_map_done to add back. */
+typedef struct expert_map {
+    g4_param p;
+    g4_lora L;
+} expert_map;
+
+static void expert_map_open(expert_map *v, const g4_param *P, int x, int E, float *b, float *db) {
+    const g4_tensor *t = P->t;
+    size_t per = (size_t)t->out * (size_t)t->in;
+    v->p = (g4_param){.t = t,
+                      .w = expert_slice(P->w, x, per),
+                      .grad = P->grad ? P->grad + (size_t)x * per : NULL};
+    const g4_lora *L = P->lora;
+    if (!L) return;
+    assert(L->dropout == 0); /* lora_attach refuses it, as PEFT does */
+    int r = L->r;
+    size_t a_off = (size_t)x * r * (size_t)t->in;
+    v->L = (g4_lora){.r = r,
+                     .scale = L->scale,
+                     .A = L->A + a_off,
+                     .dA = L->dA ? L->dA + a_off : NULL,
+                     .B = b,
+                     .dB = L->dB ? db : NULL};
+    for (int64_t o = 0; o < t->out; o++)
+        for (int j = 0; j < r; j++) b[o * r + j] = L->B[(o * r + j) * E + x];
+    if (v->L.dB) memset(db, 0, (size_t)t->out * r * sizeof(float));
+    v->p.lora = &v->L;
+}
+
+/* Adds the expert's adapter gradient back into the stacked dB. */
+static void expert_map_done(const expert_map *v, const g4_param *P, int x, int E) {
+    if (!v->p.lora || !v->L.dB) return;
+    int r = v->L.r;
+    for (int64_t o = 0; o < P->t->out; o++)
+        for (int j = 0; j < r; j++) P->lora->dB[(o * r + j) * E + x] += v->L.dB[o * r + j];
+}
+
+/* The saved adapter inputs x Aᵀ of expert tensor P from slot position `start` on (NULL: no
+ * adapter). */
+static float *xa_at(const g4_layer_acts *a, int kind, const g4_param *P, int start) {
+    return P->lora ? a->xa[kind] + (size_t)start * (size_t)P->lora->r : NULL;
 }
 
 static float eps_of(const g4_model *m) { return (float)m->plan->cfg->rms_norm_eps; }
@@ -99,10 +149,8 @@ static void gather(float *dst, const float *src, const int32_t *slots, int n, in
 }
 
 void g4_moe_forward(g4_model *m, int l, g4_layer_acts *a, g4_fwd_tmp *t) {
-    g4_state *s = m->state;
     const g4_layer_params *W = &m->w->layers[l];
     moe_dims d = dims_of(m);
-    size_t gu_size = (size_t)2 * d.Ie * d.H, down_size = (size_t)d.H * d.Ie;
     float *m1 = a->ffw_sum;
     ops_rmsnorm_forward(m1, a->rstd_post_ffw_1, a->mlp_out, W->post_ffw_norm_1->f32, d.N, d.H,
                         eps_of(m));
@@ -116,11 +164,14 @@ void g4_moe_forward(g4_model *m, int l, g4_layer_acts *a, g4_fwd_tmp *t) {
         const int32_t *slots = a->slot_order + start;
         float *gu = a->expert_gu + (size_t)start * 2 * d.Ie; /* [n, 2 I_e]: gate | up */
         gather(t->xg, a->x_moe, slots, n, d.K, d.H);
-        ops_linear_forward(gu, t->xg, expert_slice(W->experts_gate_up->w, x, gu_size), n, d.H,
-                           2 * d.Ie, false, s->kernel, s->kernel_bytes);
+        expert_map gum, dnm;
+        expert_map_open(&gum, W->experts_gate_up, x, d.E, t->lora_b, NULL);
+        g4_lin_forward(m, &gum.p, gu, t->xg, n,
+                       xa_at(a, G4L_EXPERTS_GATE_UP, W->experts_gate_up, start), t->lora);
         ops_geglu_forward(t->act, gu, gu + d.Ie, n, d.Ie, 2 * d.Ie);
-        ops_linear_forward(t->y, t->act, expert_slice(W->experts_down->w, x, down_size), n, d.Ie,
-                           d.H, false, s->kernel, s->kernel_bytes);
+        expert_map_open(&dnm, W->experts_down, x, d.E, t->lora_b, NULL);
+        g4_lin_forward(m, &dnm.p, t->y, t->act, n,
+                       xa_at(a, G4L_EXPERTS_DOWN, W->experts_down, start), t->lora);
         for (int i = 0; i < n; i++) {
             float w = slot_weight(W, a, slots[i], x);
             float *out = a->moe_out + (size_t)(slots[i] / d.K) * d.H;
@@ -176,10 +227,8 @@ static void route_backward(g4_model *m, const g4_layer_params *W, g4_layer_acts 
 
 void g4_moe_backward(g4_model *m, int l, g4_layer_acts *a, g4_bwd_tmp *t, float *dh_mid,
                      float *d_mlp_out) {
-    g4_state *s = m->state;
     const g4_layer_params *W = &m->w->layers[l];
     moe_dims d = dims_of(m);
-    size_t gu_size = (size_t)2 * d.Ie * d.H, down_size = (size_t)d.H * d.Ie;
     /* ffw = m1 + m2: both branches receive d_ffw. */
     Z(t->d_moe_out, (size_t)d.N * d.H);
     ops_rmsnorm_backward(t->d_moe_out, W->post_ffw_norm_2->grad, t->d_ffw, a->moe_out, W->post_ffw_norm_2->f32, a->rstd_post_ffw_2, d.N,
@@ -187,17 +236,19 @@ void g4_moe_backward(g4_model *m, int l, g4_layer_acts *a, g4_bwd_tmp *t, float 
     ops_rmsnorm_backward(d_mlp_out, W->post_ffw_norm_1->grad, t->d_ffw, a->mlp_out,
                          W->post_ffw_norm_1->f32, a->rstd_post_ffw_1, d.N, d.H);
     Z(t->dx_moe, (size_t)d.N * d.H);
-    float *dgu_all = W->experts_gate_up->grad, *ddown_all = W->experts_down->grad;
     for (int x = 0; x < d.E; x++) {
         int start = a->expert_start[x], n = a->expert_start[x + 1] - start;
         if (!n) continue;
         const int32_t *slots = a->slot_order + start;
         const float *gu = a->expert_gu + (size_t)start * 2 * d.Ie;
-        ops_weight wgu = expert_slice(W->experts_gate_up->w, x, gu_size);
-        ops_weight wdown = expert_slice(W->experts_down->w, x, down_size);
-        /* y = act . downᵀ, re-made for d w = <d moe_out, y>. */
+        float *xa_gu = xa_at(a, G4L_EXPERTS_GATE_UP, W->experts_gate_up, start);
+        float *xa_dn = xa_at(a, G4L_EXPERTS_DOWN, W->experts_down, start);
+        expert_map gum, dnm;
+        expert_map_open(&dnm, W->experts_down, x, d.E, t->lora_b, t->lora_db);
+        /* y = act . downᵀ (+ its adapter), re-made for d w = <d moe_out, y>; its x Aᵀ is written
+         * again with the same bits. */
         ops_geglu_forward(t->act, gu, gu + d.Ie, n, d.Ie, 2 * d.Ie);
-        ops_linear_forward(t->y, t->act, wdown, n, d.Ie, d.H, false, s->kernel, s->kernel_bytes);
+        g4_lin_forward(m, &dnm.p, t->y, t->act, n, xa_dn, t->lora_x);
         for (int i = 0; i < n; i++) {
             int slot = slots[i];
             const float *g = t->d_moe_out + (size_t)(slot / d.K) * d.H;
@@ -208,14 +259,15 @@ void g4_moe_backward(g4_model *m, int l, g4_layer_acts *a, g4_bwd_tmp *t, float 
             t->dw[slot] = (float)dot;
         }
         Z(t->dact, (size_t)n * d.Ie);
-        ops_linear_backward(t->dact, ddown_all ? ddown_all + (size_t)x * down_size : NULL, t->dyg,
-                            t->act, wdown, n, d.Ie, d.H, s->kernel, s->kernel_bytes);
+        g4_lin_backward(m, &dnm.p, t->dact, t->dyg, t->act, n, xa_dn, t->lora_x, t->lora_d);
+        expert_map_done(&dnm, W->experts_down, x, d.E);
         Z(t->dgu, (size_t)n * 2 * d.Ie);
         ops_geglu_backward(t->dgu, t->dgu + d.Ie, t->dact, gu, gu + d.Ie, n, d.Ie, 2 * d.Ie);
         gather(t->xg, a->x_moe, slots, n, d.K, d.H);
         Z(t->dxg, (size_t)n * d.H);
-        ops_linear_backward(t->dxg, dgu_all ? dgu_all + (size_t)x * gu_size : NULL, t->dgu, t->xg,
-                            wgu, n, d.H, 2 * d.Ie, s->kernel, s->kernel_bytes);
+        expert_map_open(&gum, W->experts_gate_up, x, d.E, t->lora_b, t->lora_db);
+        g4_lin_backward(m, &gum.p, t->dxg, t->dgu, t->xg, n, xa_gu, t->lora_x, t->lora_d);
+        expert_map_done(&gum, W->experts_gate_up, x, d.E);
         for (int i = 0; i < n; i++)
             ops_acc(t->dx_moe + (size_t)(slots[i] / d.K) * d.H, t->dxg + (size_t)i * d.H,
                     (size_t)d.H);

@@ -29,10 +29,10 @@ typedef struct g4_lora {
     int r;
     float scale;   /* lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA */
     float dropout; /* probability on the adapter's input; 0 = none */
-    float *A;      /* [r, in] fp32 */
-    float *B;      /* [out, r] fp32 */
-    float *dA;     /* [r, in] gradient (+=), NULL when not trained */
-    float *dB;     /* [out, r] */
+    float *A;      /* [r, in] fp32 (an expert tensor's: [r*E, in], see peft/lora.h) */
+    float *B;      /* [out, r] fp32 (an expert tensor's: [out, r*E]) */
+    float *dA;     /* like A: gradient (+=), NULL when not trained */
+    float *dB;     /* like B */
 } g4_lora;
 
 typedef struct g4_param {

@@ -40,11 +40,9 @@ static const char *refusal(const g4_tensor *t) {
     case G4_LIN_PLE_PROJ:
     case G4_LIN_PLE_MODEL_PROJ:
     case G4_LIN_ROUTER:
-        return NULL;
     case G4_LIN_EXPERTS_GATE_UP:
     case G4_LIN_EXPERTS_DOWN:
-        return "LoRA on MoE expert tensors is not supported by this build of eft yet; remove "
-               "lora_target_parameters";
+        return NULL;
     case G4_LIN_LM_HEAD:
         return "LoRA on the LM head is not supported (the head is fused with the loss); leave it "
                "out of lora_target_modules";
@@ -73,21 +71,47 @@ static void init_module(g4_lora *L, const g4_tensor *t, lora_init init, uint64_t
     if (init == LORA_INIT_EMPTY) return;
     eft_rng rng;
     eft_rng_seed(&rng, seed, eft_rng_stream_of(t->module));
-    int64_t na = (int64_t)L->r * t->in, nb = t->out * (int64_t)L->r;
+    /* An expert tensor's A and B are PEFT's nn.Linear(in, r*E) and nn.Linear(r*E, out). */
+    int64_t rows = (int64_t)L->r * t->count, na = rows * t->in, nb = t->out * rows;
     if (init == LORA_INIT_GAUSSIAN)
         fill_normal(L->A, na, 1.0 / (double)L->r, &rng);
     else
         fill_uniform(L->A, na, lora_kaiming_bound(t->in), &rng);
-    if (init == LORA_INIT_LINEAR) fill_uniform(L->B, nb, lora_kaiming_bound(L->r), &rng);
+    if (init == LORA_INIT_LINEAR) fill_uniform(L->B, nb, lora_kaiming_bound(rows), &rng);
     /* Otherwise B stays 0 (the block is zeroed): the adapted model starts as the base model. */
 }
 
-static void set_tensor(lora_tensor *lt, const g4_tensor *t, bool is_b, float *data, float *grad,
-                       int r) {
-    snprintf(lt->name, sizeof lt->name, "base_model.model.%s.%s.weight", t->module,
+void lora_peft_module(char *out, const g4_tensor *t, bool nested) {
+    const char *m = t->module;
+    if (t->linear != G4_LIN_EXPERTS_GATE_UP && t->linear != G4_LIN_EXPERTS_DOWN) {
+        snprintf(out, LORA_MODULE_MAX, "%s", m);
+        return;
+    }
+    const char *dot = strrchr(m, '.'); /* "….experts.gate_up_proj": the module is "….experts" */
+    int n = dot ? (int)(dot - m) : (int)strlen(m);
+    snprintf(out, LORA_MODULE_MAX, "%.*s%s", n, m, nested ? ".base_layer" : "");
+}
+
+/* Whether expert tensor i is gate_up_proj with its layer's down_proj selected too: PEFT then
+ * nests gate_up_proj's wrapper inside down_proj's. */
+static bool nested_expert(const g4_tensors *ts, const bool *selected, int i) {
+    const g4_tensor *t = &ts->t[i];
+    if (t->linear != G4_LIN_EXPERTS_GATE_UP) return false;
+    for (int j = 0; j < ts->n; j++)
+        if (selected[j] && ts->t[j].linear == G4_LIN_EXPERTS_DOWN && ts->t[j].layer == t->layer)
+            return true;
+    return false;
+}
+
+static void set_tensor(lora_tensor *lt, const g4_tensor *t, bool nested, bool is_b, float *data,
+                       float *grad, int r) {
+    char module[LORA_MODULE_MAX];
+    lora_peft_module(module, t, nested);
+    snprintf(lt->name, sizeof lt->name, "base_model.model.%s.%s.weight", module,
              is_b ? "lora_B" : "lora_A");
-    lt->shape[0] = is_b ? t->out : r;
-    lt->shape[1] = is_b ? r : t->in;
+    int64_t rows = (int64_t)r * t->count; /* r * E for an expert tensor */
+    lt->shape[0] = is_b ? t->out : rows;
+    lt->shape[1] = is_b ? rows : t->in;
     lt->numel = lt->shape[0] * lt->shape[1];
     lt->data = data;
     lt->grad = grad;
@@ -112,8 +136,14 @@ int lora_attach(lora_adapter *a, g4_weights *w, const bool *selected, const lora
         const g4_tensor *t = &ts->t[i];
         const char *why = refusal(t);
         if (why) return eft_fail("%s: %s.", t->name, why);
+        if (t->count > 1 && spec->dropout > 0)
+            return eft_fail("%s: lora_dropout is %g, but PEFT cannot apply dropout to LoRA on "
+                            "expert tensors (it refuses the config). Set lora_dropout: 0 with "
+                            "lora_target_parameters.",
+                            t->name, spec->dropout);
         assert(!w->params[i].lora && "a parameter takes one adapter");
-        size_t per = padded((int64_t)spec->r * t->in) + padded(t->out * (int64_t)spec->r);
+        int64_t rows = (int64_t)spec->r * t->count;
+        size_t per = padded(rows * t->in) + padded(t->out * rows);
         floats += spec->train ? 2 * per : per;
         n++;
     }
@@ -135,7 +165,7 @@ int lora_attach(lora_adapter *a, g4_weights *w, const bool *selected, const lora
         if (!selected[i]) continue;
         const g4_tensor *t = &ts->t[i];
         g4_lora *L = &a->mods[k];
-        int64_t na = (int64_t)spec->r * t->in, nb = t->out * (int64_t)spec->r;
+        int64_t rows = (int64_t)spec->r * t->count, na = rows * t->in, nb = t->out * rows;
         L->r = spec->r;
         L->scale = a->scale;
         L->dropout = (float)spec->dropout;
@@ -146,8 +176,9 @@ int lora_attach(lora_adapter *a, g4_weights *w, const bool *selected, const lora
             L->dB = next, next += padded(nb);
         }
         init_module(L, t, spec->init, seed);
-        set_tensor(&a->tensors[2 * k], t, false, L->A, L->dA, spec->r);
-        set_tensor(&a->tensors[2 * k + 1], t, true, L->B, L->dB, spec->r);
+        bool nested = nested_expert(ts, selected, i);
+        set_tensor(&a->tensors[2 * k], t, nested, false, L->A, L->dA, spec->r);
+        set_tensor(&a->tensors[2 * k + 1], t, nested, true, L->B, L->dB, spec->r);
         a->params[k] = &w->params[i];
         w->params[i].lora = L;
         k++;

@@ -22,8 +22,16 @@
  * only, never on which other modules are selected or in which order. The numbers are not
  * torch's: bit-identical starts with PEFT are not a goal (section 7.4).
  *
+ * MoE expert tensors ([E, out, in], PEFT's target_parameters) take one adapter for all E experts,
+ * laid out as PEFT's ParamWrapper lays it out: A is nn.Linear(in, r*E), [r*E, in], expert e's
+ * [r, in] in rows e*r...; B is nn.Linear(r*E, out), [out, r*E], expert e's [out, r] in columns
+ * j*E + e (strided: the model gathers it, g4_moe.c). PEFT refuses dropout there, and so does
+ * lora_attach. The module path in the tensor names is the experts module ("….experts"), with
+ * ".base_layer" for gate_up_proj when the layer's down_proj is adapted too (PEFT nests one
+ * wrapper per parameter, gate_up_proj's inside).
+ *
  * Not here: choosing the modules (lora_target.h), files (peft_io.h), the forward and backward
- * through A and B (src/model/g4_linear.c), LoRA on MoE expert tensors (refused for now).
+ * through A and B (src/model/g4_linear.c, g4_moe.c).
  */
 #ifndef EFT_PEFT_LORA_H
 #define EFT_PEFT_LORA_H
@@ -53,7 +61,8 @@ typedef struct lora_spec {
     bool train; /* allocate dA and dB (the model then computes them) */
 } lora_spec;
 
-enum { LORA_NAME_MAX = 160 };
+/* A tensor name; a module path as PEFT names it (a g4_tensor's, plus ".base_layer"). */
+enum { LORA_NAME_MAX = 160, LORA_MODULE_MAX = G4_NAME_MAX + 16 };
 
 /* One adapter matrix, as the optimizer and the adapter file see it. */
 typedef struct lora_tensor {
@@ -78,9 +87,9 @@ typedef struct lora_adapter {
 } lora_adapter;
 
 /* Hangs an adapter on every parameter w->params[i] with selected[i] (i over w->ts), sized,
- * scaled and initialised by `spec`, drawing from `seed`. Only dense linear maps take one:
- * q/k/v/o, gate/up/down and the PLE linears; selecting an MoE expert tensor, the router or the
- * LM head is a user error naming it. An unselected parameter keeps p->lora == NULL; a selected
+ * scaled and initialised by `spec`, drawing from `seed`. Linear maps take one (q/k/v/o,
+ * gate/up/down, the PLE linears, the router, MoE expert tensors); selecting the LM head, or an
+ * expert tensor with dropout, is a user error naming it. An unselected parameter keeps p->lora == NULL; a selected
  * one must not have an adapter yet. On success *a owns the adapters (lora_detach); on failure
  * nothing is attached. Selecting nothing is allowed (an empty set). */
 int lora_attach(lora_adapter *a, g4_weights *w, const bool *selected, const lora_spec *spec,
@@ -91,6 +100,11 @@ void lora_detach(lora_adapter *a);
 /* Training or evaluation behaviour, like torch's model.train() / model.eval(): evaluation turns
  * dropout off (PEFT's dropout is the identity in eval mode); training restores spec.dropout. */
 void lora_set_train(lora_adapter *a, bool train);
+
+/* The module path PEFT's tensor names use for parameter t (out[LORA_MODULE_MAX]): t->module, or
+ * for an expert tensor its experts module, plus ".base_layer" when `nested` (gate_up_proj with
+ * the layer's down_proj adapted too). */
+void lora_peft_module(char *out, const g4_tensor *t, bool nested);
 
 /* The tensor with PEFT name `name`, or NULL. */
 const lora_tensor *lora_find(const lora_adapter *a, const char *name);

@@ -17,6 +17,8 @@ void peft_config_free(peft_config *pc) {
     eft_free(pc->target_regex);
     for (int i = 0; i < pc->n_targets; i++) eft_free(pc->target_list[i]);
     eft_free(pc->target_list);
+    for (int i = 0; i < pc->n_target_params; i++) eft_free(pc->target_params[i]);
+    eft_free(pc->target_params);
     memset(pc, 0, sizeof *pc);
 }
 
@@ -44,8 +46,17 @@ void peft_config_from_run(peft_config *pc, const eft_config *c, const lora_adapt
         for (int i = 0; i < tm->n; i++) pc->target_list[i] = eft_strdup(tm->v[i]);
     } else {
         set_list(pc, a->n_modules);
+        int n = 0;
         for (int k = 0; k < a->n_modules; k++)
-            pc->target_list[k] = eft_strdup(a->tensors[2 * k].base->module);
+            if (a->tensors[2 * k].base->count == 1) /* experts are parameters, listed below */
+                pc->target_list[n++] = eft_strdup(a->tensors[2 * k].base->module);
+        pc->n_targets = n;
+    }
+    const cfg_strlist *tp = &c->lora_target_parameters;
+    if (tp->set && tp->n) {
+        pc->n_target_params = tp->n;
+        pc->target_params = eft_calloc((size_t)tp->n, sizeof *pc->target_params);
+        for (int i = 0; i < tp->n; i++) pc->target_params[i] = eft_strdup(tp->v[i]);
     }
 }
 
@@ -80,20 +91,24 @@ static char *num_value(double v, bool as_int) {
     return eft_buf_take(&b);
 }
 
-/* target_modules: a string, or a list laid out as json.dumps(indent=2) lays it out one level
- * down. */
-static char *targets_value(const peft_config *pc) {
-    if (pc->target_regex) return str_value(pc->target_regex);
+/* A list of strings laid out as json.dumps(indent=2) lays it out one level down. */
+static char *list_value(char *const *items, int n) {
+    if (n == 0) return eft_strdup("[]");
     eft_buf b = {0};
-    if (pc->n_targets == 0) return eft_strdup("[]");
     eft_buf_puts(&b, "[\n");
-    for (int i = 0; i < pc->n_targets; i++) {
+    for (int i = 0; i < n; i++) {
         eft_buf_puts(&b, "    ");
-        eft_buf_json_str(&b, pc->target_list[i]);
-        eft_buf_puts(&b, i + 1 < pc->n_targets ? ",\n" : "\n");
+        eft_buf_json_str(&b, items[i]);
+        eft_buf_puts(&b, i + 1 < n ? ",\n" : "\n");
     }
     eft_buf_puts(&b, "  ]");
     return eft_buf_take(&b);
+}
+
+/* target_modules: a string or a list. */
+static char *targets_value(const peft_config *pc) {
+    if (pc->target_regex) return str_value(pc->target_regex);
+    return list_value(pc->target_list, pc->n_targets);
 }
 
 static const char *init_name(lora_init init) {
@@ -139,7 +154,9 @@ char *peft_config_json(const peft_config *pc) {
         {"rank_pattern", eft_strdup("{}")},
         {"revision", eft_strdup("null")},
         {"target_modules", targets_value(pc)},
-        {"target_parameters", eft_strdup("null")},
+        {"target_parameters", pc->n_target_params
+                                  ? list_value(pc->target_params, pc->n_target_params)
+                                  : eft_strdup("null")},
         {"task_type", str_value("CAUSAL_LM")},
         {"trainable_token_indices", eft_strdup("null")},
         {"use_bdlora", eft_strdup("null")},
@@ -183,7 +200,6 @@ static const struct {
     {"alpha_pattern", "per-module alphas"},
     {"layers_to_transform", "a layer subset"},
     {"exclude_modules", "excluded modules"},
-    {"target_parameters", "LoRA on MoE expert tensors"},
     {"layer_replication", "layer replication"},
     {"lora_bias", "a bias on lora_B"},
     {"trainable_token_indices", "trainable token embeddings"},
@@ -197,7 +213,29 @@ static const struct {
     {"kasa_config", "KaSA"},
 };
 
+/* target_parameters: absent, null or a list of strings. */
+static int read_target_params(const cJSON *root, peft_config *pc, const char *path) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "target_parameters");
+    if (!t || cJSON_IsNull(t)) return 0;
+    if (!cJSON_IsArray(t))
+        return eft_fail("%s: target_parameters is not a list. List parameter names such as "
+                        "\"experts.gate_up_proj\", or set it to null.",
+                        path);
+    pc->n_target_params = cJSON_GetArraySize(t);
+    pc->target_params = eft_calloc((size_t)EFT_MAX(pc->n_target_params, 1), sizeof(char *));
+    int i = 0;
+    for (const cJSON *v = t->child; v; v = v->next, i++) {
+        if (!cJSON_IsString(v))
+            return eft_fail("%s: target_parameters[%d] is not a string. List parameter names "
+                            "such as \"experts.gate_up_proj\".",
+                            path, i);
+        pc->target_params[i] = eft_strdup(v->valuestring);
+    }
+    return 0;
+}
+
 static int read_targets(const cJSON *root, peft_config *pc, const char *path) {
+    if (read_target_params(root, pc, path)) return -1;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "target_modules");
     if (cJSON_IsString(t)) {
         pc->target_regex = eft_strdup(t->valuestring);

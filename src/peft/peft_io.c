@@ -91,29 +91,54 @@ static const char *example_module(const g4_tensors *ts) {
     return "?";
 }
 
-static int find_module(const g4_tensors *ts, const char *module) {
-    for (int i = 0; i < ts->n; i++)
-        if (ts->t[i].module[0] && !strcmp(ts->t[i].module, module)) return i;
-    return -1;
+static bool is_expert(const g4_tensor *t) {
+    return t->linear == G4_LIN_EXPERTS_GATE_UP || t->linear == G4_LIN_EXPERTS_DOWN;
 }
 
-/* Whether adapter_config.json's target_modules selects a module path; -1 on a bad regex. */
-static int targeted(const peft_config *pc, const char *module) {
-    if (pc->target_regex) return lora_match_regex(pc->target_regex, module);
-    return lora_match_suffix((const char *const *)pc->target_list, pc->n_targets, module);
-}
-
-/* The linear maps an adapter file may cover: the ones lora_attach accepts, plus the others PEFT
- * could wrap (so that a file adapting them gets lora_attach's message, not "unknown"). */
+/* The weights an adapter file may cover: the linear maps and expert tensors lora_attach takes,
+ * plus the LM head (so that a file adapting it gets lora_attach's message, not "unknown"). */
 static bool wrappable(const g4_tensor *t) {
-    return t->linear != G4_LIN_NONE && t->linear != G4_LIN_LM_HEAD &&
-           t->linear != G4_LIN_EXPERTS_GATE_UP && t->linear != G4_LIN_EXPERTS_DOWN;
+    return t->linear != G4_LIN_NONE;
+}
+
+/* Whether adapter_config.json selects tensor t: target_modules for a linear layer,
+ * target_parameters for an expert tensor. -1 on a bad regex. */
+static int targeted(const peft_config *pc, const g4_tensor *t) {
+    if (is_expert(t))
+        return lora_match_suffix((const char *const *)pc->target_params, pc->n_target_params,
+                                 t->module);
+    if (pc->target_regex) return lora_match_regex(pc->target_regex, t->module);
+    return lora_match_suffix((const char *const *)pc->target_list, pc->n_targets, t->module);
+}
+
+/* The module path of every wrappable tensor as PEFT names it under this config (experts'
+ * nesting follows target_parameters), [ts->n][LORA_MODULE_MAX]; "" for the others. */
+static char (*peft_paths(const g4_tensors *ts, const peft_config *pc))[LORA_MODULE_MAX] {
+    char(*paths)[LORA_MODULE_MAX] = eft_calloc((size_t)EFT_MAX(ts->n, 1), sizeof *paths);
+    for (int i = 0; i < ts->n; i++) {
+        const g4_tensor *t = &ts->t[i];
+        if (!wrappable(t)) continue;
+        bool nested = false;
+        if (t->linear == G4_LIN_EXPERTS_GATE_UP)
+            for (int j = 0; j < ts->n; j++)
+                nested |= ts->t[j].linear == G4_LIN_EXPERTS_DOWN && ts->t[j].layer == t->layer &&
+                          targeted(pc, &ts->t[j]) == 1;
+        lora_peft_module(paths[i], t, nested);
+    }
+    return paths;
+}
+
+static int find_module(const g4_tensors *ts, char (*paths)[LORA_MODULE_MAX], const char *module) {
+    for (int i = 0; i < ts->n; i++)
+        if (paths[i][0] && !strcmp(paths[i], module)) return i;
+    return -1;
 }
 
 /* Checks every tensor of the file against the model and the config; marks the modules it has
  * in sel[], with which matrices in seen[] (bit 0: A, bit 1: B). */
 static int check_tensors(const st_archive *ar, const g4_tensors *ts, const peft_config *pc,
-                         const char *file, bool *sel, unsigned char *seen) {
+                         char (*paths)[LORA_MODULE_MAX], const char *file, bool *sel,
+                         unsigned char *seen) {
     char module[LORA_NAME_MAX];
     for (size_t k = 0; k < st_count(ar); k++) {
         const st_tensor *t = st_at(ar, k);
@@ -123,61 +148,66 @@ static int check_tensors(const st_archive *ar, const g4_tensors *ts, const peft_
                             "base_model.model.<module path>.lora_A.weight or .lora_B.weight; "
                             "DoRA, embedding adapters and saved modules are not supported).",
                             file, t->name);
-        int i = find_module(ts, module);
+        int i = find_module(ts, paths, module);
         if (i < 0)
-            return eft_fail("%s: tensor \"%s\" adapts %s, which this model does not have "
+            return eft_fail("%s: tensor \"%s\" adapts %s, which this model does not have%s "
                             "(module paths here look like %s). Was the adapter trained on a "
                             "different base model or layout (text-only versus the multimodal "
                             "wrapper)?",
-                            file, t->name, module, example_module(ts));
+                            file, t->name, module,
+                            strstr(module, "experts") ? ", or not under this target_parameters"
+                                                      : "",
+                            example_module(ts));
         const g4_tensor *g = &ts->t[i];
-        if (!wrappable(g))
-            return eft_fail("%s: tensor \"%s\" adapts %s, which is not a linear layer eft can "
-                            "adapt.",
-                            file, t->name, module);
-        int ok = targeted(pc, module);
+        int ok = targeted(pc, g);
         if (ok < 0) return -1;
         if (!ok)
-            return eft_fail("%s: tensor \"%s\" adapts %s, which target_modules in %s does not "
-                            "select; PEFT would not load it. The adapter's files disagree.",
-                            file, t->name, module, PEFT_CONFIG_NAME);
+            return eft_fail("%s: tensor \"%s\" adapts %s, which %s in %s does not select; PEFT "
+                            "would not load it. The adapter's files disagree.",
+                            file, t->name, g->module,
+                            is_expert(g) ? "target_parameters" : "target_modules",
+                            PEFT_CONFIG_NAME);
         if (t->dtype != ST_F32 && t->dtype != ST_BF16 && t->dtype != ST_F16)
             return eft_fail("%s: tensor \"%s\" is %s; adapter weights must be F32, BF16 or F16.",
                             file, t->name, st_dtype_name(t->dtype));
-        int64_t want0 = is_b ? g->out : pc->r, want1 = is_b ? pc->r : g->in;
+        int64_t rows = (int64_t)pc->r * g->count; /* r * E for an expert tensor */
+        int64_t want0 = is_b ? g->out : rows, want1 = is_b ? rows : g->in;
         if (t->ndim != 2 || t->shape[0] != want0 || t->shape[1] != want1)
             return eft_fail("%s: tensor \"%s\" has shape %s%lld, %lld], expected [%lld, %lld] (r "
-                            "= %d from %s; %s is [%lld, %lld] in this model). Was the adapter "
+                            "= %d from %s; %s is [%lld, %lld]%s in this model). Was the adapter "
                             "trained on a different base model?",
                             file, t->name, t->ndim == 2 ? "[" : "(not 2-D) [",
                             (long long)(t->ndim > 0 ? t->shape[0] : 0),
                             (long long)(t->ndim > 1 ? t->shape[1] : 0), (long long)want0,
-                            (long long)want1, pc->r, PEFT_CONFIG_NAME, module, (long long)g->out,
-                            (long long)g->in);
+                            (long long)want1, pc->r, PEFT_CONFIG_NAME, g->module,
+                            (long long)g->out, (long long)g->in,
+                            g->count > 1 ? " per expert" : "");
         sel[i] = true;
         seen[i] |= is_b ? 2 : 1;
     }
     return 0;
 }
 
-/* Every module needs A and B, and every module target_modules selects needs tensors. */
-static int check_coverage(const g4_tensors *ts, const peft_config *pc, const char *file,
-                          const bool *sel, const unsigned char *seen) {
+/* Every module needs A and B, and every module the config selects needs tensors. */
+static int check_coverage(const g4_tensors *ts, const peft_config *pc,
+                          char (*paths)[LORA_MODULE_MAX], const char *file, const bool *sel,
+                          const unsigned char *seen) {
     for (int i = 0; i < ts->n; i++) {
         const g4_tensor *g = &ts->t[i];
         if (sel[i] && seen[i] != 3)
             return eft_fail("%s: %s has %s but no %s. Both matrices of each module are needed; "
                             "the file may be truncated or edited.",
-                            file, g->module, seen[i] == 1 ? "lora_A" : "lora_B",
+                            file, paths[i], seen[i] == 1 ? "lora_A" : "lora_B",
                             seen[i] == 1 ? "lora_B" : "lora_A");
         if (sel[i] || !wrappable(g)) continue;
-        int ok = targeted(pc, g->module);
+        int ok = targeted(pc, g);
         if (ok < 0) return -1;
         if (ok)
-            return eft_fail("%s: target_modules in %s selects %s, but the file has no "
+            return eft_fail("%s: %s in %s selects %s, but the file has no "
                             "base_model.model.%s.lora_A.weight (PEFT would start that module "
                             "from scratch). The adapter's files disagree.",
-                            file, PEFT_CONFIG_NAME, g->module, g->module);
+                            file, is_expert(g) ? "target_parameters" : "target_modules",
+                            PEFT_CONFIG_NAME, g->module, paths[i]);
     }
     return 0;
 }
@@ -201,8 +231,10 @@ int peft_load(const char *dir, g4_weights *w, bool train, lora_adapter *a, peft_
         eft_free(bin);
     }
     if (!rc) rc = st_open(&ar, file);
-    if (!rc) rc = check_tensors(ar, ts, pc, file, sel, seen);
-    if (!rc) rc = check_coverage(ts, pc, file, sel, seen);
+    char(*paths)[LORA_MODULE_MAX] = rc ? NULL : peft_paths(ts, pc);
+    if (!rc) rc = check_tensors(ar, ts, pc, paths, file, sel, seen);
+    if (!rc) rc = check_coverage(ts, pc, paths, file, sel, seen);
+    eft_free(paths);
     lora_spec spec = {pc->r, pc->alpha, pc->rslora, pc->dropout, LORA_INIT_EMPTY, train};
     if (!rc) rc = lora_attach(a, w, sel, &spec, 0);
     for (int i = 0; !rc && i < a->n_tensors; i++) {

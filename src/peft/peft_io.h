@@ -18,8 +18,11 @@
  * both; and the modules with tensors must be exactly those the config's target_modules selects
  * by PEFT's rules (lora_target.h). Every error names the file, the tensor or key, and what to do.
  *
- * Not here: creating and initialising adapters (lora.h), MoE expert adapters
- * (target_parameters, refused for now), the optimizer state of a checkpoint (src/train).
+ * MoE expert adapters (target_parameters) are read and written in PEFT's ParamWrapper layout
+ * (lora.h): tensors named by the experts module, with ".base_layer" for the inner of two.
+ *
+ * Not here: creating and initialising adapters (lora.h), the optimizer state of a checkpoint
+ * (src/train).
  */
 #ifndef EFT_PEFT_PEFT_IO_H
 #define EFT_PEFT_PEFT_IO_H
@@ -46,6 +49,10 @@ typedef struct peft_config {
     char *target_regex;
     char **target_list; /* [n_targets] */
     int n_targets;
+    /* target_parameters: MoE expert tensors, matched as path suffixes ("experts.gate_up_proj");
+     * none when n_target_params is 0 (written as null). */
+    char **target_params; /* [n_target_params] */
+    int n_target_params;
 } peft_config;
 
 void peft_config_free(peft_config *pc);
@@ -54,10 +61,12 @@ void peft_config_free(peft_config *pc);
 char *peft_config_json(const peft_config *pc);
 
 /* The adapter_config.json of a run: r, alpha, rsLoRA, dropout and init from the adapter's
- * spec, base_model from the config, and target_modules as the config wrote it (a regex string
- * verbatim, or the list). With lora_target_linear (or target_modules "all-linear") the list is
- * the exact module paths that got adapters: PEFT would expand those names to every linear layer
- * of the full checkpoint, vision and audio towers included, which eft never trains. */
+ * spec, base_model from the config, target_modules as the config wrote it (a regex string
+ * verbatim, or the list) and target_parameters as lora_target_parameters lists them. With
+ * lora_target_linear (or target_modules "all-linear") the list is the exact module paths that
+ * got adapters (expert tensors excepted: they are parameters): PEFT would expand those names to
+ * every linear layer of the full checkpoint, vision and audio towers included, which eft never
+ * trains. */
 void peft_config_from_run(peft_config *pc, const eft_config *c, const lora_adapter *a);
 
 /* Writes dir/adapter_model.safetensors and dir/adapter_config.json (the folder is created).

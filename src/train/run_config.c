@@ -57,9 +57,10 @@ int trn_check_buildable(const eft_config *c, const g4_plan *p) {
         return cfg_fail_at(c->quantize_moe_experts.at, "quantize_moe_experts",
                            "NF4 MoE experts are not supported by this build of eft yet; remove "
                            "the key.");
-    if (c->lora_target_parameters.set && c->lora_target_parameters.n)
-        return cfg_fail_at(c->lora_target_parameters.at, "lora_target_parameters",
-                           "LoRA on MoE expert tensors is not supported by this build of eft "
-                           "yet; remove the key.");
+    if (c->lora_target_parameters.set && c->lora_target_parameters.n && c->lora_dropout.v > 0)
+        return cfg_fail_at(c->lora_dropout.at, "lora_dropout",
+                           "is %g, but PEFT applies no dropout to LoRA on expert tensors "
+                           "(lora_target_parameters; it refuses the config). Set lora_dropout: 0.",
+                           c->lora_dropout.v);
     return 0;
 }

@@ -82,6 +82,11 @@ if [ -d "$ex" ]; then
     "not supported by this build of eft yet" -- \
     train "$ex/gemma4/26b-a4b-moe-bnb-lora.yaml" --dry-run --load-in-4bit false \
     --adapter lora --quantize-moe-experts false
+  check "26b-bnb with bf16 LoRA overrides: expert LoRA in the plan" 1 "Gemma 4 26B-A4B-shaped" \
+    "LoRA r=16 on q,k,v,o,gate,up,down,experts" \
+    "holds neither model.safetensors nor model.safetensors.index.json" -- \
+    train "$ex/gemma4/26b-a4b-moe-bnb-lora.yaml" --dry-run --load-in-4bit false \
+    --adapter lora --quantize-moe-experts false --optimizer adamw_torch
   rm -rf "$HF_HUB_CACHE"
 fi
 

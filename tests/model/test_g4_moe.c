@@ -35,16 +35,25 @@ typedef struct fx {
     g4_batch b;
 } fx;
 
-static void fx_open(fx *f, bool router_lora) {
+/* What the fixture trains: every weight, or LoRA on router.proj, or LoRA on the expert tensors
+ * (PEFT's target_parameters). */
+typedef enum { TRAIN_FULL, LORA_ROUTER, LORA_EXPERTS } train_mode;
+
+static bool lora_selects(train_mode mode, const g4_tensor *t) {
+    if (mode == LORA_ROUTER) return t->linear == G4_LIN_ROUTER;
+    return t->linear == G4_LIN_EXPERTS_GATE_UP || t->linear == G4_LIN_EXPERTS_DOWN;
+}
+
+static void fx_open(fx *f, train_mode mode) {
     memset(f, 0, sizeof *f);
     f->dir = test_tmpdir("moe");
     char *model = eft_path_join(f->dir, "model");
     assert_int_equal(g4_init_checkpoint(g4_preset_find("tiny-26b-a4b"), model, 5, false, 0), 0);
     assert_int_equal(g4_desc_load(&f->d, model), 0);
-    assert_int_equal(g4_weights_load(&f->w, &f->d.plan, &f->d.ts, model, !router_lora), 0);
-    if (router_lora) {
+    assert_int_equal(g4_weights_load(&f->w, &f->d.plan, &f->d.ts, model, mode == TRAIN_FULL), 0);
+    if (mode != TRAIN_FULL) {
         bool *sel = eft_calloc((size_t)f->d.ts.n, sizeof *sel);
-        for (int i = 0; i < f->d.ts.n; i++) sel[i] = f->d.ts.t[i].linear == G4_LIN_ROUTER;
+        for (int i = 0; i < f->d.ts.n; i++) sel[i] = lora_selects(mode, &f->d.ts.t[i]);
         lora_spec spec = {.r = 4, .alpha = 16, .init = LORA_INIT_LINEAR, .train = true};
         assert_int_equal(lora_attach(&f->a, &f->w, sel, &spec, 13), 0);
         eft_free(sel);
@@ -139,7 +148,7 @@ static bool is_moe_tensor(const g4_tensor *t) {
 
 static void test_full_gradients(void **state) {
     fx f;
-    fx_open(&f, false);
+    fx_open(&f, TRAIN_FULL);
     g4_model m;
     model_with_grads(&m, &f, false);
     eft_rng r;
@@ -158,25 +167,40 @@ static void test_full_gradients(void **state) {
     fx_close(&f);
 }
 
-static void test_router_lora_gradients(void **state) {
+/* Checks the adapter tensors of every layer, or of the last only. */
+static void check_adapter(train_mode mode, int tensors_per_layer, bool last_only) {
     fx f;
-    fx_open(&f, true);
-    assert_int_equal(f.a.n_tensors, 2 * f.d.plan.L); /* A and B of every router.proj */
+    fx_open(&f, mode);
+    assert_int_equal(f.a.n_tensors, tensors_per_layer * f.d.plan.L);
     g4_model m;
     model_with_grads(&m, &f, false);
     eft_rng r;
     eft_rng_seed(&r, 10, 0);
     for (int i = 0; i < f.a.n_tensors; i++) {
         const lora_tensor *lt = &f.a.tensors[i];
-        check_direction(&m, &f.b, lt->name, lt->data, lt->grad, lt->numel, &r);
+        if (!last_only || lt->base->layer == f.d.plan.L - 1)
+            check_direction(&m, &f.b, lt->name, lt->data, lt->grad, lt->numel, &r);
     }
     g4_model_free(&m);
     fx_close(&f);
 }
 
+static void test_router_lora_gradients(void **state) {
+    check_adapter(LORA_ROUTER, 2, false); /* A and B of every router.proj */
+}
+
+/* Expert LoRA: one A [r*E, in] and B [out, r*E] per expert tensor, expert e's B in the strided
+ * columns j*E + e: a layout slip would mix experts and fail here. The last layer's: its experts
+ * feed no router, so no step flips a choice and the differences are taken at full size (an
+ * earlier layer's adapters move every later router, and the small steps that keep them leave
+ * the differences to fp32 noise). The golden test covers every layer against PEFT. */
+static void test_expert_lora_gradients(void **state) {
+    check_adapter(LORA_EXPERTS, 4, true);
+}
+
 static void test_recompute_same_bits(void **state) {
     fx f;
-    fx_open(&f, false);
+    fx_open(&f, TRAIN_FULL);
     const g4_param *p = f.w.layers[0].experts_gate_up;
     float *g[2];
     for (int pass = 0; pass < 2; pass++) {
@@ -196,7 +220,7 @@ static void test_recompute_same_bits(void **state) {
  * was chosen by some token) and not all tokens pick the same experts. */
 static void test_routing_spreads(void **state) {
     fx f;
-    fx_open(&f, false);
+    fx_open(&f, TRAIN_FULL);
     g4_model m;
     model_with_grads(&m, &f, false);
     const g4_param *down = f.w.layers[0].experts_down;
@@ -218,6 +242,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_gradients),
         cmocka_unit_test(test_router_lora_gradients),
+        cmocka_unit_test(test_expert_lora_gradients),
         cmocka_unit_test(test_recompute_same_bits),
         cmocka_unit_test(test_routing_spreads),
     };

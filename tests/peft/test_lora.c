@@ -290,14 +290,58 @@ static void test_layout(void **state) {
     model_free(&m);
 }
 
+/* Expert tensors, as PEFT's ParamWrapper names and shapes them: one wrapper per parameter on
+ * the experts module, gate_up_proj's nested under "base_layer" when down_proj is adapted too;
+ * A [r*E, in], B [out, r*E]. */
+static void test_expert_layout(void **state) {
+    model m;
+    model_load(&m, "26b-a4b");
+    int64_t E = m.cfg.num_experts, H = m.plan.H, Ie = m.cfg.moe_intermediate_size;
+    assert_int_equal(select_re(&m, "model.language_model.layers.3.experts.(gate_up|down)_proj"), 2);
+    lora_adapter a;
+    lora_spec s = spec_default;
+    s.r = 2;
+    assert_int_equal(lora_attach(&a, &m.w, m.sel, &s, 1), 0);
+    assert_int_equal(a.n_tensors, 4);
+    const char *pre = "base_model.model.model.language_model.layers.3.experts";
+    char *want = eft_asprintf("%s.base_layer.lora_A.weight", pre);
+    assert_string_equal(a.tensors[0].name, want); /* gate_up_proj, inside */
+    eft_free(want);
+    want = eft_asprintf("%s.lora_B.weight", pre);
+    assert_string_equal(a.tensors[3].name, want); /* down_proj, outside */
+    eft_free(want);
+    assert_int_equal(a.tensors[0].shape[0], 2 * E), assert_int_equal(a.tensors[0].shape[1], H);
+    assert_int_equal(a.tensors[1].shape[0], 2 * Ie), assert_int_equal(a.tensors[1].shape[1], 2 * E);
+    assert_int_equal(a.tensors[2].shape[0], 2 * E), assert_int_equal(a.tensors[2].shape[1], Ie);
+    assert_int_equal(a.tensors[3].shape[0], H), assert_int_equal(a.tensors[3].shape[1], 2 * E);
+    /* A is Kaiming-uniform on fan_in = in, B starts at zero. */
+    double bound = lora_kaiming_bound(H), amax = 0;
+    for (int64_t i = 0; i < a.tensors[0].numel; i++)
+        amax = fmax(amax, fabs((double)a.tensors[0].data[i]));
+    assert_true(amax > 0.9 * bound && amax <= bound * (1 + 1e-2));
+    for (int64_t i = 0; i < a.tensors[1].numel; i++) assert_true(a.tensors[1].data[i] == 0.0f);
+    lora_detach(&a);
+    /* gate_up_proj alone: no nesting. */
+    assert_int_equal(select_re(&m, "model.language_model.layers.3.experts.gate_up_proj"), 1);
+    assert_int_equal(lora_attach(&a, &m.w, m.sel, &s, 1), 0);
+    want = eft_asprintf("%s.lora_A.weight", pre);
+    assert_string_equal(a.tensors[0].name, want);
+    eft_free(want);
+    lora_detach(&a);
+    model_free(&m);
+}
+
 static void test_refusals(void **state) {
     model m;
     model_load(&m, "26b-a4b");
     lora_adapter a;
+    /* Expert tensors take LoRA (PEFT's target_parameters), but not with dropout. */
     assert_int_equal(select_re(&m, "model.language_model.layers.0.experts.gate_up_proj"), 1);
-    assert_int_equal(lora_attach(&a, &m.w, m.sel, &spec_default, 0), -1);
-    assert_contains(eft_err_msg(), "model.language_model.layers.0.experts.gate_up_proj: LoRA on "
-                                   "MoE expert tensors is not supported");
+    lora_spec drop = spec_default;
+    drop.dropout = 0.1;
+    assert_int_equal(lora_attach(&a, &m.w, m.sel, &drop, 0), -1);
+    assert_contains(eft_err_msg(), "model.language_model.layers.0.experts.gate_up_proj: "
+                                   "lora_dropout is 0.1, but PEFT cannot apply dropout");
     eft_err_clear();
     /* Nothing was hung by a refused attach. */
     for (int i = 0; i < m.ts.n; i++) assert_null(m.w.params[i].lora);
@@ -364,6 +408,7 @@ int main(void) {
         cmocka_unit_test(test_gaussian_init),    cmocka_unit_test(test_linear_init),
         cmocka_unit_test(test_streams),          cmocka_unit_test(test_scale),
         cmocka_unit_test(test_layout),           cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_expert_layout),
         cmocka_unit_test(test_spec_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -84,15 +84,13 @@ static void make_adapter(model *m, lora_adapter *a, uint64_t seed) {
 }
 
 static peft_config regex_config(void) {
-    peft_config pc = {4,
-                      8.0,
-                      0.05,
-                      true,
-                      LORA_INIT_LINEAR,
-                      eft_strdup("google/gemma-4-31B"),
-                      eft_strdup(attn_mlp_regex),
-                      NULL,
-                      0};
+    peft_config pc = {.r = 4,
+                      .alpha = 8.0,
+                      .dropout = 0.05,
+                      .rslora = true,
+                      .init = LORA_INIT_LINEAR,
+                      .base_model = eft_strdup("google/gemma-4-31B"),
+                      .target_regex = eft_strdup(attn_mlp_regex)};
     return pc;
 }
 
@@ -247,7 +245,7 @@ static void test_file_layout(void **state) {
 
     /* A list is written as a list, and "int-valued" alpha as an int. */
     peft_config_free(&pc);
-    pc = (peft_config){16, 32.0, 0.0, false, LORA_INIT_DEFAULT, NULL, NULL, NULL, 0};
+    pc = (peft_config){.r = 16, .alpha = 32.0, .init = LORA_INIT_DEFAULT};
     static const char *items[] = {"q_proj", "v_proj"};
     pc.target_list = (char **)items, pc.n_targets = 2;
     char *json = peft_config_json(&pc);

@@ -1,8 +1,9 @@
 /* test_peft_io_compat.c: PEFT reads the adapters eft writes, and gets eft's loss with them.
  *
- * tools/make_peft_fixtures.py had eft write tests/data_files/peft/tiny-e2b-text-eft/adapter/
- * (`eft debug init-adapter` for the config.yaml beside it: text-only layout, every linear layer
- * by exact path, rsLoRA, random B) and had PEFT load it (tools/check_peft_adapter.py:
+ * tools/make_peft_fixtures.py had eft write tests/data_files/peft/<name>/adapter/ (`eft debug
+ * init-adapter` for the config.yaml beside it; tiny-e2b-text-eft: text-only layout, every linear
+ * layer by exact path, rsLoRA, random B; tiny-26b-a4b-eft: the MoE examples' adapter, experts by
+ * target_parameters, router included) and had PEFT load it (tools/check_peft_adapter.py:
  * PeftModel.from_pretrained, every value taken as saved) and record its loss on the golden rows
  * in peft_loss.json. Here:
  *   - eft's loss with that adapter equals PEFT's (relative 1e-5), eft's loss without it equals
@@ -26,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *fixture = "tests/data_files/peft/tiny-e2b-text-eft";
 
 static double run_loss(const char *model, const char *adapter, const char *rows) {
     char *cmd = adapter ? eft_asprintf("debug loss --model %s --adapter %s --input %s", model,
@@ -78,7 +78,7 @@ static void resave(const char *model, const char *adapter, const char *out) {
     eft_free(cfg_path);
 }
 
-static void test_peft_reads_eft(void **state) {
+static void check_fixture(const char *fixture) {
     char *dir = eft_path_join(EFT_SOURCE_DIR, fixture);
     char *adapter = eft_path_join(dir, "adapter");
     char *rows = eft_path_join(EFT_SOURCE_DIR, "tests/data_files/golden/rows.jsonl");
@@ -92,11 +92,16 @@ static void test_peft_reads_eft(void **state) {
     assert_int_equal(eft_json_num(ref, "base_loss", &base_loss, json_path), 0);
     assert_int_equal(eft_json_int(ref, "seed", &seed, json_path), 0);
     assert_int_equal(eft_json_str(ref, "preset", &preset, json_path), 0);
+    const cJSON *flags = cJSON_GetObjectItemCaseSensitive(ref, "flags");
+    assert_true(cJSON_IsArray(flags));
+    bool text_only = false;
+    for (const cJSON *f = flags->child; f; f = f->next)
+        text_only |= cJSON_IsString(f) && !strcmp(f->valuestring, "--text-only");
 
     char *tmp = test_tmpdir("peft_compat");
     char *model = eft_path_join(tmp, "model");
-    char *cmd = eft_asprintf("init-model --preset %s --out %s --seed %lld --text-only", preset,
-                             model, (long long)seed);
+    char *cmd = eft_asprintf("init-model --preset %s --out %s --seed %lld%s", preset, model,
+                             (long long)seed, text_only ? " --text-only" : "");
     assert_int_equal(test_run_eft(cmd, NULL, NULL), 0);
     eft_free(cmd);
 
@@ -126,6 +131,15 @@ static void test_peft_reads_eft(void **state) {
     test_tmpdir_cleanup(tmp);
 }
 
+static void test_peft_reads_eft(void **state) {
+    check_fixture("tests/data_files/peft/tiny-e2b-text-eft");
+}
+
+/* Expert tensors: PEFT finds every ParamWrapper tensor where eft wrote it. */
+static void test_peft_reads_eft_experts(void **state) {
+    check_fixture("tests/data_files/peft/tiny-26b-a4b-eft");
+}
+
 /* The CLI side of a bad adapter: one line naming the file, exit status 1. */
 static void test_cli_errors(void **state) {
     char *tmp = test_tmpdir("peft_cli_errors");
@@ -145,6 +159,7 @@ static void test_cli_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_peft_reads_eft),
+        cmocka_unit_test(test_peft_reads_eft_experts),
         cmocka_unit_test(test_cli_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

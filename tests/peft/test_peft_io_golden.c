@@ -11,7 +11,9 @@
  *
  * tiny-31b-lora targets the Axolotl examples' regex (wrapper layout; the full layer has no
  * v_proj); tiny-e2b-lora a list of names with the per-layer-embedding linears (KV-shared layers
- * have no k/v projections). Both have a non-zero B, so the adapter's forward, its scale and both
+ * have no k/v projections); tiny-26b-a4b-lora the regex plus the expert tensors by
+ * target_parameters (PEFT's ParamWrapper: gate_up_proj's adapter nested under "base_layer",
+ * lora_B strided by expert). All have a non-zero B, so the adapter's forward, its scale and both
  * of its gradients are measured.
  */
 #include "support/golden.h"
@@ -24,7 +26,12 @@ static void test_e2b(void **state) {
     golden_check("tiny-e2b", "", "tiny-e2b-lora", "tiny-e2b-lora");
 }
 
+static void test_26b_a4b(void **state) {
+    golden_check("tiny-26b-a4b", "", "tiny-26b-a4b-lora", "tiny-26b-a4b-lora");
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_31b), cmocka_unit_test(test_e2b)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_31b), cmocka_unit_test(test_e2b),
+                                       cmocka_unit_test(test_26b_a4b)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
