@@ -161,7 +161,7 @@ static inline double tt_get(const cJSON *m, const char *key, int i, const char *
     return NAN;
 }
 
-/* Every tensor of a safetensors file, as fp32. */
+/* Every tensor of a safetensors file, as fp32 (integers converted). */
 typedef struct tt_tensors {
     int n;
     char **names;   /* [n], sorted (owned) */
@@ -181,7 +181,15 @@ static inline void tt_tensors_read(tt_tensors *t, const char *path) {
         t->names[i] = eft_strdup(s->name);
         t->numel[i] = s->numel;
         t->v[i] = eft_malloc((size_t)(s->numel ? s->numel : 1) * sizeof(float));
-        if (st_to_f32(s, t->v[i], (size_t)s->numel)) fail_msg("%s", eft_err_msg());
+        if (s->dtype == ST_I64) { /* a step count */
+            for (int64_t k = 0; k < s->numel; k++) {
+                int64_t x;
+                memcpy(&x, (const char *)s->data + k * 8, 8);
+                t->v[i][k] = (float)x;
+            }
+        } else if (st_to_f32(s, t->v[i], (size_t)s->numel)) {
+            fail_msg("%s", eft_err_msg());
+        }
     }
     st_close(a);
 }
