@@ -2,9 +2,10 @@
  * ends: the same adapter (or weights) bytes, the same metrics lines, the same train_loss.
  *
  * The LoRA run packs samples (random bins per epoch), accumulates two micro-batches per update,
- * warms up, decays, clips, evaluates every 8 steps and runs 10 epochs (40 updates), so a resume
- * must restore the data order of a later epoch, the schedule, AdamW's moments and step counts,
- * the loss window and the token counters. It is stopped three ways:
+ * warms up, decays, clips, evaluates every 8 steps, logs every 3 (so checkpoint-10 holds an open
+ * loss window) and runs 10 epochs (40 updates), so a resume must restore the data order of a
+ * later epoch, the schedule, AdamW's moments and step counts, the loss window and the token
+ * counters. It is stopped three ways:
  *   - resume_from_checkpoint: a new output_dir continues from checkpoint-10 of the first run;
  *   - SIGTERM once checkpoint-10 exists: eft finishes the update in flight, writes a checkpoint,
  *     says how to resume and exits 0 without a final adapter; the same command with
@@ -33,7 +34,7 @@ static const char *lora_keys = "adapter: lora\n"
                                "val_set_size: 0.1\n"
                                "eval_steps: 8\n"
                                "save_steps: 10\n"
-                               "logging_steps: 1\n"
+                               "logging_steps: 3\n"
                                "learning_rate: 0.01\n"
                                "lr_scheduler: cosine\n"
                                "warmup_steps: 2\n"
@@ -86,9 +87,10 @@ static bool exists(const tt_env *e, const char *name, const char *file) {
     return ok;
 }
 
-/* Runs `eft train config`, and sends SIGTERM as soon as out/checkpoint-10 exists. Returns the
- * exit status (the test fails if eft died of the signal); stderr in *err (owned). */
-static int train_and_interrupt(const tt_env *e, const char *config, const char *out, char **err) {
+/* Runs `eft train config` and sends `sig` as soon as out/checkpoint-10 exists. Returns the wait
+ * status; stderr in *err (owned). */
+static int train_and_signal(const tt_env *e, const char *config, const char *out, int sig,
+                            char **err) {
     char *err_path = eft_asprintf("%s/%s.stderr", e->dir, out);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -101,20 +103,60 @@ static int train_and_interrupt(const tt_env *e, const char *config, const char *
     int status;
     for (;;) {
         if (eft_is_dir(ckpt)) {
-            kill(pid, SIGTERM);
+            kill(pid, sig);
+            assert_int_equal(waitpid(pid, &status, 0), pid);
             break;
         }
-        if (waitpid(pid, &status, WNOHANG) == pid) goto done; /* ended before checkpoint-10 */
+        if (waitpid(pid, &status, WNOHANG) == pid) break; /* ended before checkpoint-10 */
         usleep(200);
     }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-done:
     eft_free(ckpt);
     *err = eft_read_file(err_path, NULL);
     assert_non_null(*err);
     eft_free(err_path);
-    if (!WIFEXITED(status)) fail_msg("eft died of signal %d:\n%s", WTERMSIG(status), *err);
-    return WEXITSTATUS(status);
+    return status;
+}
+
+/* Interrupts run `out` of `config` with `sig` after checkpoint-10; a loaded machine may let the
+ * run end before the signal lands, and then it is tried again. Returns eft's stderr (owned). */
+static char *interrupt(const tt_env *e, const char *config, const char *out, int sig) {
+    for (int tries = 0; tries < 5; tries++) {
+        char *dir = tt_path(e, out);
+        eft_remove_tree(dir);
+        eft_free(dir);
+        char *err = NULL;
+        int status = train_and_signal(e, config, out, sig, &err);
+        bool finished = exists(e, out, "adapter_model.safetensors");
+        if (sig == SIGKILL && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !finished)
+            return err;
+        if (sig != SIGKILL) {
+            if (!WIFEXITED(status) || WEXITSTATUS(status))
+                fail_msg("eft did not exit 0 after signal %d:\n%s", sig, err);
+            if (!finished) return err;
+        }
+        eft_free(err);
+    }
+    fail_msg("five runs of %s ended before the signal", out);
+    return NULL;
+}
+
+/* After a graceful stop (SIGINT or SIGTERM): the message, no final adapter, and a checkpoint of
+ * the step the run stopped at. Returns that checkpoint's path as the message gives it (owned). */
+static char *check_stopped(const tt_env *e, const char *out, const char *err) {
+    const char *stop = strstr(err, "stopped by a signal after step ");
+    if (!stop) fail_msg("no stop message in:\n%s", err);
+    int last = atoi(stop + strlen("stopped by a signal after step "));
+    assert_true(last >= 10 && last < 40);
+    assert_false(exists(e, out, "checkpoint-40"));
+    char *name = eft_asprintf("checkpoint-%d", last);
+    assert_true(exists(e, out, name));
+    print_message("%s: stopped after step %d\n", out, last);
+    eft_free(name);
+    const char *flag = "resume with --resume_from_checkpoint ";
+    const char *p = strstr(err, flag);
+    assert_non_null(p);
+    p += strlen(flag);
+    return eft_strndup(p, strcspn(p, " \n"));
 }
 
 static void test_lora_resume(void **state) {
@@ -142,42 +184,45 @@ static void test_lora_resume(void **state) {
     assert_same(&e, "full", "from10", "checkpoint-30/optimizer.safetensors");
     assert_same(&e, "full", "from10", "checkpoint-30/eft_state.json");
 
-    /* SIGTERM after checkpoint-10, then auto_resume_from_checkpoints. A loaded machine may let
-     * the run end before the signal lands; then it is tried again. */
-    cfg = tt_config(&e, "sig", lora_keys);
-    int tries = 0;
-    for (;; tries++) {
-        assert_true(tries < 5);
-        char *out = tt_path(&e, "sig");
-        eft_remove_tree(out);
-        eft_free(out);
-        assert_int_equal(train_and_interrupt(&e, cfg, "sig", &err), 0);
-        bool stopped = strstr(err, "stopped by a signal") != NULL;
-        if (stopped) {
-            assert_contains(err, "resume with --resume_from_checkpoint");
-            assert_false(exists(&e, "sig", "adapter_model.safetensors"));
-            assert_false(exists(&e, "sig", "checkpoint-40"));
-            eft_free(err);
-            break;
-        }
-        eft_free(err);
-    }
-    /* The stop wrote a checkpoint for the step it stopped at (the newest there is). */
-    cJSON *m = tt_metrics(&e, "sig");
-    int last = (int)tt_get(m, "loss", tt_count(m, "loss") - 1, "step");
-    cJSON_Delete(m);
-    char *name = eft_asprintf("checkpoint-%d", last);
-    assert_true(exists(&e, "sig", name));
-    print_message("stopped by SIGTERM after step %d (try %d)\n", last, tries + 1);
-    eft_free(name);
+    /* Ctrl-C after checkpoint-10, then the same command with auto_resume_from_checkpoints. */
+    cfg = tt_config(&e, "sigint", lora_keys);
+    err = interrupt(&e, cfg, "sigint", SIGINT);
+    eft_free(check_stopped(&e, "sigint", err));
+    eft_free(err);
     assert_int_equal(tt_train(cfg, "--auto_resume_from_checkpoints true", &err), 0);
     assert_contains(err, "resuming from");
     loss = train_loss(err);
     assert_string_equal(loss, want_loss);
     eft_free(loss), eft_free(err), eft_free(cfg);
-    assert_same(&e, "full", "sig", "adapter_model.safetensors");
-    assert_same_metrics(&e, "full", "sig");
-    assert_same(&e, "full", "sig", "checkpoint-40/optimizer.safetensors");
+    assert_same(&e, "full", "sigint", "adapter_model.safetensors");
+    assert_same_metrics(&e, "full", "sigint");
+    assert_same(&e, "full", "sigint", "checkpoint-40/optimizer.safetensors");
+
+    /* SIGTERM, then --resume_from_checkpoint with the path the message gives. */
+    cfg = tt_config(&e, "sigterm", lora_keys);
+    err = interrupt(&e, cfg, "sigterm", SIGTERM);
+    char *from = check_stopped(&e, "sigterm", err);
+    eft_free(err);
+    char *args = eft_asprintf("--resume_from_checkpoint %s", from);
+    assert_int_equal(tt_train(cfg, args, &err), 0);
+    loss = train_loss(err);
+    assert_string_equal(loss, want_loss);
+    eft_free(loss), eft_free(err), eft_free(args), eft_free(from);
+    assert_same(&e, "full", "sigterm", "adapter_model.safetensors");
+    assert_same_metrics(&e, "full", "sigterm");
+
+    /* SIGKILL: no checkpoint at the stop, maybe a half-written one and metrics lines past the
+     * last checkpoint; auto_resume_from_checkpoints starts again from the newest complete one. */
+    err = interrupt(&e, cfg, "sigterm", SIGKILL);
+    eft_free(err);
+    assert_false(exists(&e, "sigterm", "adapter_model.safetensors"));
+    assert_int_equal(tt_train(cfg, "--auto_resume_from_checkpoints true", &err), 0);
+    assert_contains(err, "resuming from");
+    loss = train_loss(err);
+    assert_string_equal(loss, want_loss);
+    eft_free(loss), eft_free(err), eft_free(cfg);
+    assert_same(&e, "full", "sigterm", "adapter_model.safetensors");
+    assert_same_metrics(&e, "full", "sigterm");
 
     eft_free(want_loss);
     tt_env_free(&e);
