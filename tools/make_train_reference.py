@@ -177,6 +177,7 @@ def make_adapter0(model_dir, out):
                 p.copy_(torch.randn(p.shape) * B_STD)
     model.peft_config["default"].base_model_name_or_path = f"eft init-model {PRESET} seed {SEED}"
     model.save_pretrained(out)
+    os.remove(os.path.join(out, "README.md"))  # PEFT's model card, naming a temporary folder
 
 
 def file_name(param_name):
@@ -237,7 +238,7 @@ def train(model_dir, adapter_dir, rows, mode, dtype, tmp):
     logs = [e for e in trainer.state.log_history if "loss" in e and "grad_norm" in e]
     assert [e["step"] for e in logs] == list(range(1, STEPS + 1)), logs
     adapter = {file_name(n): p.detach().to(torch.float32).contiguous()
-               for n, p in model.named_parameters() if "lora_" in n}
+               for n, p in sorted(model.named_parameters()) if "lora_" in n}
     return logs, [c for _, c in seen], adapter
 
 
@@ -247,15 +248,18 @@ def rel_dist(a, b):
 
 def run_eft_trained(eft, model_dir, tmp):
     """Part 3: eft trains an adapter; PEFT loads it and records its loss on eval_rows.jsonl."""
+    # Run in tmp with base_model "model", so that adapter_config.json's base_model_name_or_path
+    # is the same word whenever the fixture is made.
+    assert model_dir == os.path.join(tmp, "model")
     out = os.path.join(tmp, "eft-out")
     cfg = os.path.join(tmp, "eft-trained.yaml")
-    paths = {"base_model": model_dir, "tokenizer_config": os.path.join(ROOT, "examples", "demo"),
+    paths = {"base_model": "model", "tokenizer_config": os.path.join(ROOT, "examples", "demo"),
              "datasets": "[{path: " + os.path.join(OUT, "rows.jsonl") + "}]",
-             "dataset_prepared_path": os.path.join(tmp, "prepared"), "output_dir": out}
+             "dataset_prepared_path": "prepared", "output_dir": "eft-out"}
     with open(cfg, "w") as f:
         f.write(yaml_config(paths, EFT_TRAINED_CONFIG))
     subprocess.run([eft, "train", cfg], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+                   stderr=subprocess.DEVNULL, cwd=tmp)
     dest = os.path.join(OUT, "eft-trained")
     shutil.rmtree(dest, ignore_errors=True)
     os.makedirs(dest)
@@ -278,6 +282,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build")
     args = ap.parse_args()
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # PEFT keeps target_modules in a set: a fixed hash seed writes the same file every time.
+        os.execve(sys.executable, [sys.executable] + sys.argv,
+                  {**os.environ, "PYTHONHASHSEED": "0"})
     eft = os.path.join(os.path.abspath(args.build), "eft")
     import peft
     import transformers
@@ -323,7 +331,7 @@ def main():
             ref["modes"][mode] = {"steps": steps, "fp32_vs_fp64": noise,
                                   "clipped": clipped}
             save_file(adapter, os.path.join(OUT, f"reference-{mode}.safetensors"),
-                      metadata={"format": "pt", "mode": mode})
+                      metadata={"format": "pt"})  # one key: safetensors orders them at random
             print(f"{mode}: final loss {logs[-1]['loss']:.6f}, fp32 vs fp64 {noise}")
         with open(os.path.join(OUT, "reference.json"), "w") as f:
             json.dump(ref, f, indent=1)
