@@ -8,6 +8,7 @@
  *                eval_tokens (design.md section 6)
  *   checkpoints  everything a resume reads; trainer_state.json parses, has global_step,
  *                max_steps and log_history (the metrics lines up to that step), keys sorted
+ *   evaluate     `eft evaluate` with the saved adapter gives the run's last eval_loss
  *   divergence   a learning rate of 1e30 makes step 2's loss NaN: exit status 1, a message
  *                naming the step and the last checkpoint, which is kept with finite values; no
  *                final adapter, no later checkpoint; without a checkpoint the message says so
@@ -137,7 +138,21 @@ static void test_lora_output(void **state) {
         assert_true(cJSON_GetObjectItem(h, key)->valuedouble ==
                     cJSON_GetObjectItem(o, key)->valuedouble);
     }
-    cJSON_Delete(ts), cJSON_Delete(m);
+    cJSON_Delete(ts);
+
+    /* eft evaluate with the saved adapter gives the run's last eval_loss, over the same tokens */
+    char *keys2 = eft_asprintf("%slora_model_dir: %s\n", keys, dir);
+    cfg = tt_config(&e, "evaluate", keys2);
+    char *cmd = eft_asprintf("evaluate %s", cfg), *out = NULL, *err = NULL;
+    if (test_run_eft(cmd, &out, &err)) fail_msg("eft %s: %s", cmd, err);
+    cJSON *res = eft_json_parse(out, strlen(out), "eft evaluate's output");
+    assert_non_null(res);
+    assert_close(cJSON_GetObjectItem(res, "eval_loss")->valuedouble,
+                 tt_get(m, "eval_loss", 2, "eval_loss"), 1e-7);
+    assert_int_equal(cJSON_GetObjectItem(res, "eval_tokens")->valueint,
+                     (int)tt_get(m, "eval_loss", 2, "eval_tokens"));
+    cJSON_Delete(res), eft_free(out), eft_free(err), eft_free(cmd), eft_free(cfg), eft_free(keys2);
+    cJSON_Delete(m);
     eft_free(dir);
     tt_env_free(&e);
 }
