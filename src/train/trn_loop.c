@@ -159,9 +159,14 @@ int trn_loop(trn_run *r) {
         float norm;
         if (opt_clip_grad_norm(&r->opt, r->c->max_grad_norm.v, &norm)) {
             rc = -1;
-            eft_err_context("training diverged at step %lld (the gradient norm is not finite); "
-                            "the last good checkpoint is %s",
-                            (long long)k + 1, r->last_checkpoint ? r->last_checkpoint : "none");
+            if (r->last_checkpoint)
+                eft_err_context("training diverged at step %lld; the last checkpoint is %s "
+                                "(--resume_from_checkpoint)",
+                                (long long)k + 1, r->last_checkpoint);
+            else
+                eft_err_context("training diverged at step %lld, before any checkpoint was "
+                                "written",
+                                (long long)k + 1);
             break;
         }
         r->last_grad_norm = norm;
