@@ -4,8 +4,8 @@
  * schedule with 2 warmup updates, gradient accumulation 2, weight decay 0.3, max_grad_norm 4.5,
  * which clips some updates and not others) on tiny-31b from the committed adapter
  * tests/data_files/train/adapter0 (B random, not zero), feeding it rows.jsonl in order, one row per
- * micro-batch. Each update's two micro-batches carry very different token counts (2-10 trained
- * labels against 25-47), so the two loss normalisations give different runs. It recorded every
+ * micro-batch. Each update's two micro-batches carry very different token counts (2-12 trained
+ * labels against 26-46), so the two loss normalisations give different runs. It recorded every
  * step's logged loss, pre-clip grad_norm, learning_rate and epoch, and the final adapter, for both.
  * Here eft trains from the same adapter on the same rows with the same keys (reference.json
  * "config") and must reproduce them:
