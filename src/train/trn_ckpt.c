@@ -152,6 +152,7 @@ static int write_trainer_state(trn_run *r, const char *dir) {
 
 static int write_model(trn_run *r, const char *dir) {
     if (!r->lora) return write_params(r, dir);
+    if (r->from_adapter_file) return peft_save(dir, &r->adapter, &r->adapter_file);
     peft_config pc;
     peft_config_from_run(&pc, r->c, &r->adapter);
     int rc = peft_save(dir, &r->adapter, &pc);

@@ -12,6 +12,7 @@
 #include "model/g4_plan.h"
 #include "model/g4_weights.h"
 #include "peft/lora.h"
+#include "peft/peft_io.h"
 #include "text/tokenizer.h"
 #include "train/cadence.h"
 #include "train/metrics.h"
@@ -37,6 +38,11 @@ typedef struct trn_run {
     g4_tensors ts;
     g4_weights w;
     lora_adapter adapter;
+    /* The adapter_config.json of lora_model_dir when the adapter came from there: checkpoints and
+     * the final output keep its target_modules (and the rest) rather than the run config's, which
+     * may name other modules than the file's tensors adapt. */
+    peft_config adapter_file;
+    bool from_adapter_file;
     g4_model model;
     pack_loader train, eval;
     bool have_eval;

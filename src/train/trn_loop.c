@@ -89,11 +89,18 @@ static int run_update(trn_run *r, int64_t k) {
         double sum = g4_forward(&r->model, &b, &count);
         float scale = cad_loss_grad_scale(r->loss_mode, count, update_count, n_mb);
         float loss_i = cad_loss_value(r->loss_mode, (float)sum, count, update_count, n_mb);
-        if (!isfinite(sum))
-            return eft_fail("training diverged at step %lld: the loss of micro-batch %lld is %g. "
-                            "Lower learning_rate (or raise warmup) and resume from %s.",
-                            (long long)k + 1, (long long)i, sum,
-                            r->last_checkpoint ? r->last_checkpoint : "the start");
+        if (!isfinite(sum)) {
+            const char *what = isnan(sum) ? "NaN" : "infinite";
+            if (!r->last_checkpoint)
+                return eft_fail("training diverged at step %lld: the loss of micro-batch %lld is "
+                                "%s, before any checkpoint was written. Lower learning_rate (or "
+                                "raise warmup) and start again.",
+                                (long long)k + 1, (long long)i, what);
+            return eft_fail("training diverged at step %lld: the loss of micro-batch %lld is %s. "
+                            "The last checkpoint is %s: lower learning_rate (or raise warmup) and "
+                            "resume from it (--resume_from_checkpoint).",
+                            (long long)k + 1, (long long)i, what, r->last_checkpoint);
+        }
         if (count) g4_backward(&r->model, &b, scale);
         cad_loss_log_add(&r->loss_log, loss_i, r->global_step);
         r->tokens_seen += b.N;
@@ -156,9 +163,14 @@ int trn_loop(trn_run *r) {
         float norm;
         if (opt_clip_grad_norm(&r->opt, r->c->max_grad_norm.v, &norm)) {
             rc = -1;
-            eft_err_context("training diverged at step %lld (the gradient norm is not finite); "
-                            "the last good checkpoint is %s",
-                            (long long)k + 1, r->last_checkpoint ? r->last_checkpoint : "none");
+            if (r->last_checkpoint)
+                eft_err_context("training diverged at step %lld; the last checkpoint is %s "
+                                "(--resume_from_checkpoint)",
+                                (long long)k + 1, r->last_checkpoint);
+            else
+                eft_err_context("training diverged at step %lld, before any checkpoint was "
+                                "written",
+                                (long long)k + 1);
             break;
         }
         r->last_grad_norm = norm;

@@ -6,7 +6,6 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "peft/lora_target.h"
-#include "peft/peft_io.h"
 #include "train/run_config.h"
 
 #include <string.h>
@@ -43,12 +42,12 @@ static int load_tokenizer(trn_run *r) {
 static int attach_adapter(trn_run *r, bool train) {
     const eft_config *c = r->c;
     if (c->lora_model_dir.set && c->lora_model_dir.v && *c->lora_model_dir.v) {
-        peft_config pc;
-        int rc = peft_load(c->lora_model_dir.v, &r->w, train, &r->adapter, &pc);
-        peft_config_free(&pc);
+        peft_config *pc = &r->adapter_file;
+        if (peft_load(c->lora_model_dir.v, &r->w, train, &r->adapter, pc)) return -1;
+        r->from_adapter_file = true;
         /* Training keeps the adapter's own dropout (as PEFT does); evaluation turns it off. */
-        if (!rc) lora_set_train(&r->adapter, train);
-        return rc;
+        lora_set_train(&r->adapter, train);
+        return 0;
     }
     lora_spec spec;
     if (lora_spec_from_config(&spec, c)) return -1;
@@ -144,6 +143,7 @@ void trn_teardown(trn_run *r) {
     if (r->train.s) pack_loader_free(&r->train);
     if (r->have_eval) pack_loader_free(&r->eval);
     lora_detach(&r->adapter);
+    if (r->from_adapter_file) peft_config_free(&r->adapter_file);
     if (r->w.params) g4_weights_free(&r->w);
     ds_prepared_free(&r->data);
     if (r->plan.layers) {

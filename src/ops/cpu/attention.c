@@ -241,7 +241,9 @@ static void forward_block(real *o, real *lse, const real *q, const real *k, cons
         gemm(false, false, rows, D, nk, 1, b.S, BK, V, ldk, 1, O, D);
     }
     for (int R = 0; R < rows; R++) {
-        assert(b.l[R] > 0); /* the diagonal is always allowed */
+        /* The diagonal is always allowed, so l > 0; with non-finite scores (a diverged run) l is
+         * NaN, which must reach the loss, where the trainer stops the run with a message. */
+        assert(!(b.l[R] <= 0));
         real inv = 1 / b.l[R];
         const real *orow = O + (size_t)R * D;
         real *out = o + qrow(a, bl, R);
