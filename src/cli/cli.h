@@ -24,6 +24,7 @@ int cmd_init_model(int argc, char **argv);
 int cmd_debug(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_config_schema(int argc, char **argv);
+int cmd_merge_lora(int argc, char **argv);
 
 /* Small shared helpers for flag parsing: "--flag value" or "--flag=value". Returns the value
  * when argv[*i] is the flag (advancing *i past a separate value), NULL otherwise. A flag missing

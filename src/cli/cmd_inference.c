@@ -67,7 +67,7 @@ int cmd_inference(int argc, char **argv) {
         else
             rc = eft_fail("inference: unexpected argument \"%s\".", argv[i]);
     }
-    if (!rc) rc = cfg_validate(&c) || cfg_resolve_paths(&c);
+    if (!rc) rc = cfg_validate(&c) || cfg_resolve_model_paths(&c);
     gen_session *s = NULL;
     if (!rc) rc = (s = gen_open(&c, (int)c.sequence_len.v + o.max_new_tokens)) ? 0 : -1;
     if (!rc && prompt) {

@@ -25,6 +25,8 @@ const eft_command eft_commands[] = {
      "tokenise, label, split and cache the datasets; print the counts"},
     {"evaluate", cmd_evaluate, "eft evaluate CONFIG.yaml [--key value ...]",
      "loss on the eval and train splits, with lora_model_dir's adapter when set"},
+    {"merge-lora", cmd_merge_lora, "eft merge-lora CONFIG.yaml [--key value ...]",
+     "write output_dir/merged/: base_model with lora_model_dir's adapter baked in"},
     {"inference", cmd_inference, "eft inference CONFIG.yaml [--prompt TEXT | --chat]",
      "generate with base_model (and lora_model_dir's adapter): --prompt, or lines of stdin"},
     {"info", cmd_info, "eft info --model DIR [CONFIG.yaml] [FLAGS] (eft info --help)",

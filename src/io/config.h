@@ -252,6 +252,9 @@ int cfg_validate(const eft_config *c);
 /* Resolves base_model (and tokenizer_config, base_model_config) and each dataset's path to a
  * local file or folder: a local path wins, else the Hugging Face cache (hub.h). */
 int cfg_resolve_paths(eft_config *c);
+/* The same for the model's paths only, for commands that read no dataset (inference,
+ * merge-lora). */
+int cfg_resolve_model_paths(eft_config *c);
 
 /* Prints the one line "<file>: no effect in eft: plugins, liger_rms_norm, ..." (eft_info), if any
  * key without effect was given. */

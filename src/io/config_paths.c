@@ -32,7 +32,7 @@ static int resolve_datasets(cfg_datasets *ds, const char *what) {
     return 0;
 }
 
-int cfg_resolve_paths(eft_config *c) {
+int cfg_resolve_model_paths(eft_config *c) {
     if (!c->base_model.set)
         return eft_fail("%s: base_model is missing. Set it to a local model folder or a Hugging "
                         "Face id.",
@@ -54,7 +54,11 @@ int cfg_resolve_paths(eft_config *c) {
         tk->set ? resolve(HUB_MODEL, tk, same_repo(c, tk) ? rev : NULL, "tokenizer_config")
                 : eft_strdup(c->base_model_path);
     if (!c->tokenizer_path) return -1;
-    return resolve_datasets(&c->datasets, "datasets") ||
+    return 0;
+}
+
+int cfg_resolve_paths(eft_config *c) {
+    return cfg_resolve_model_paths(c) || resolve_datasets(&c->datasets, "datasets") ||
                    resolve_datasets(&c->test_datasets, "test_datasets")
                ? -1
                : 0;
