@@ -367,6 +367,22 @@ static void test_quantised_and_bytes(void **state) {
     assert_int_equal(opt_adamw_state_bytes(ao, LORA_A, 4100), 8 * 4100);
     assert_int_equal(opt_adamw_state_bytes(bnb, LORA_A, 4100), 2 * 4100 + 2 * 17 * 4);
     assert_int_equal(opt_adamw_state_bytes(bnb, LORA_A, 100), 800);
+    /* ... and that is what the optimizer keeps: the bytes of its state arrays */
+    static float x[4096 + 4100 + 100];
+    for (int kind = OPT_ADAMW_TORCH; kind <= OPT_ADAMW_BNB_8BIT; kind++) {
+        opt_param p[3] = {{LORA_A, x, NULL, 4096}, {LORA_A, x, NULL, 4100}, {LORA_A, x, NULL, 100}};
+        opt_hparams h = hp((opt_kind)kind, 0);
+        opt_adamw o;
+        opt_adamw_init(&o, &h, p, 3);
+        for (int i = 0; i < 3; i++) {
+            opt_state_array sa[OPT_STATE_ARRAYS];
+            int64_t bytes = 0;
+            for (int j = 0, na = opt_tensor_state(&o.t[i], sa); j < na; j++)
+                bytes += sa[j].n * (sa[j].u8 ? 1 : 4);
+            assert_int_equal(bytes, opt_adamw_state_bytes((opt_kind)kind, LORA_A, p[i].n));
+        }
+        opt_adamw_free(&o);
+    }
 
     /* The memory plan's optimizer figure is the sum over the adapter's tensors, LoRA A [r, in]
      * and B [out, r] of every targeted linear map: a 31B-shaped tiny model with r = 136 has
