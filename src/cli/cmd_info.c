@@ -46,7 +46,7 @@ static const char *usage =
     "  --lora-r N                  LoRA rank (default 16)\n"
     "  --lora-target-modules LIST  q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj\n"
     "                              (the default), and experts\n"
-    "  --optimizer NAME            adamw_torch (default) or adamw_bnb_8bit\n"
+    "  --optimizer NAME            adamw_torch (default), adamw_torch_8bit or adamw_bnb_8bit\n"
     "  --gradient-checkpointing    mark the recompute column as the chosen one\n"
     "  --threads N                 threads for the per-thread scratch (default: all)\n"
     "  --tensors                   also list every tensor: name, shape, group\n"
@@ -214,14 +214,17 @@ static int run_shape_fill(const info_args *a, const g4_plan *p, const g4_tensors
     }
     if (a->optimizer) {
         const char *o = a->optimizer;
-        if (!strcmp(o, "adamw_torch") || !strcmp(o, "adamw_torch_fused") || !strcmp(o, "adamw"))
+        if (!strcmp(o, "adamw_torch") || !strcmp(o, "adamw_torch_fused") || !strcmp(o, "adamw") ||
+            !strcmp(o, "paged_adamw_32bit"))
             s->optim = G4_OPTIM_ADAMW;
+        else if (!strcmp(o, "adamw_torch_8bit") || !strcmp(o, "ao_adamw_8bit"))
+            s->optim = G4_OPTIM_ADAMW_8BIT_TORCHAO;
         else if (!strcmp(o, "adamw_bnb_8bit") || !strcmp(o, "adamw_8bit") ||
                  !strcmp(o, "paged_adamw_8bit"))
             s->optim = G4_OPTIM_ADAMW_8BIT;
         else
-            return eft_fail("--optimizer: \"%s\" is not supported; use adamw_torch (fp32 AdamW) "
-                            "or adamw_bnb_8bit (8-bit AdamW).",
+            return eft_fail("--optimizer: \"%s\" is not supported; use adamw_torch (fp32 AdamW), "
+                            "adamw_torch_8bit or adamw_bnb_8bit (8-bit AdamW).",
                             o);
     }
     if (a->targets && parse_targets(a->targets, &s->lora_targets)) return -1;

@@ -231,6 +231,27 @@ static int64_t attn_tile_floats(int64_t D) {
     return fwd > bwd ? fwd : bwd;
 }
 
+/* Bytes of AdamW state for one trained tensor of n elements, as opt_adamw_state_bytes (src/train)
+ * counts them: fp32 m and v, or where the 8-bit optimizers quantise the tensor
+ * (training-math.md 5) one code per element and one fp32 scale per block, per moment. */
+static int64_t optim_bytes(g4_optim o, int64_t n, bool embedding) {
+    bool q8 = n >= G4_MEM_OPTIM_8BIT_MIN &&
+              ((o == G4_OPTIM_ADAMW_8BIT && !embedding) ||
+               (o == G4_OPTIM_ADAMW_8BIT_TORCHAO && n % G4_MEM_OPTIM_8BIT_BLOCK == 0));
+    return q8 ? 2 * n + 2 * 4 * cdiv(n, G4_MEM_OPTIM_8BIT_BLOCK) : 8 * n;
+}
+
+/* An nn.Embedding's weight: bitsandbytes' 8-bit AdamW keeps its state in 32 bits. */
+static bool is_embedding(const g4_tensor *t) {
+    static const char *const tails[] = {".embed_tokens.weight", ".embed_tokens_per_layer.weight"};
+    size_t n = strlen(t->name);
+    for (size_t i = 0; i < EFT_ARRAY_LEN(tails); i++) {
+        size_t k = strlen(tails[i]);
+        if (n >= k && !strcmp(t->name + n - k, tails[i])) return true;
+    }
+    return false;
+}
+
 int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s, g4_memory *m) {
     memset(m, 0, sizeof *m);
     if (check_shape(p, s)) return -1;
@@ -243,6 +264,7 @@ int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s
         if (full) {
             m->weights += (buffer ? 2 : 4) * t->numel; /* buffers stay bf16, untrained */
             if (!buffer) m->trainable += t->numel;
+            if (!buffer) m->optim += optim_bytes(s->optim, t->numel, is_embedding(t));
             continue;
         }
         bool nf4 = s->weights == G4_WEIGHTS_NF4 && t->linear && t->linear != G4_LIN_LM_HEAD &&
@@ -250,8 +272,11 @@ int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s
         int64_t b = nf4 ? g4_nf4_bytes(t->numel) : 2 * t->numel;
         m->weights += b;
         if (nf4) m->weights_nf4 += b;
-        if (g4_target_bit(t->linear) & s->lora_targets)
+        if (g4_target_bit(t->linear) & s->lora_targets) {
             m->trainable += t->count * s->lora_r * (t->in + t->out);
+            m->optim += t->count * (optim_bytes(s->optim, s->lora_r * t->in, false) +
+                                    optim_bytes(s->optim, t->out * s->lora_r, false));
+        }
     }
     if (!full && m->trainable == 0)
         return eft_fail("lora_target_modules matches no module of this model (KV-shared layers "
@@ -259,9 +284,6 @@ int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s
                         "one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.");
     m->adapter = full ? 0 : 4 * m->trainable;
     m->grads = 4 * m->trainable;
-    m->optim = s->optim == G4_OPTIM_ADAMW
-                   ? 8 * m->trainable
-                   : 2 * m->trainable + 2 * 4 * cdiv(m->trainable, G4_MEM_OPTIM_8BIT_BLOCK);
 
     /* Activations. */
     g4_saved v[G4_SAVED_MAX];

@@ -31,9 +31,14 @@ typedef enum {
     G4_TRAIN_FULL, /* every parameter trained: fp32 master weights (adapter: none) */
 } g4_train_mode;
 
+/* The optimizer's state (training-math.md 5): fp32 moments, or, for the tensors an 8-bit AdamW
+ * quantises, per moment one byte per element and one fp32 scale per 256 elements. bitsandbytes
+ * quantises the tensors of 4096 elements or more (its Trainer keeps embeddings in 32 bits),
+ * torchao those that are also a multiple of 256. */
 typedef enum {
-    G4_OPTIM_ADAMW,      /* fp32 moments: 8 bytes per trained parameter */
-    G4_OPTIM_ADAMW_8BIT, /* 8-bit blockwise moments: 2 bytes + one fp32 scale per 256 per moment */
+    G4_OPTIM_ADAMW,              /* fp32 moments: 8 bytes per trained parameter */
+    G4_OPTIM_ADAMW_8BIT,         /* bitsandbytes' 8-bit AdamW */
+    G4_OPTIM_ADAMW_8BIT_TORCHAO, /* torchao's AdamW8bit */
 } g4_optim;
 
 /* LoRA targets: bits of g4_run_shape.lora_targets. Only these kinds are targeted; the PLE
@@ -55,11 +60,12 @@ unsigned g4_target_bit(g4_linear k);
 
 /* Tiles the plan assumes of the kernels (change them together with the kernels). */
 enum {
-    G4_MEM_ATTN_TILE = 64,         /* attention: query and key tile rows */
-    G4_MEM_LOSS_TOKENS = 256,      /* fused loss: tokens per chunk */
-    G4_MEM_LOSS_VOCAB_TILE = 4096, /* fused loss: vocabulary entries per tile */
+    G4_MEM_ATTN_TILE = 64,             /* attention: query and key tile rows */
+    G4_MEM_LOSS_TOKENS = 256,          /* fused loss: tokens per chunk */
+    G4_MEM_LOSS_VOCAB_TILE = 4096,     /* fused loss: vocabulary entries per tile */
     G4_MEM_GEMM_SLAB_BYTES = 32 << 20, /* a frozen weight is widened to fp32 in slabs this big */
-    G4_MEM_OPTIM_8BIT_BLOCK = 256, /* 8-bit AdamW: elements per fp32 scale */
+    G4_MEM_OPTIM_8BIT_BLOCK = 256,     /* 8-bit AdamW: elements per fp32 scale */
+    G4_MEM_OPTIM_8BIT_MIN = 4096,      /* 8-bit AdamW: smaller tensors keep fp32 moments */
 };
 
 typedef struct g4_run_shape {

@@ -5,10 +5,12 @@
  * built with -std=c11, under which GCC contracts no a*b+c into a fused multiply-add, so each line
  * rounds exactly where it says.
  *
- * Deliberately not here: 8-bit state (training-math.md 5), the schedule, the decision to stop on
- * a non-finite norm (the trainer's).
+ * Deliberately not here: the 8-bit state's arithmetic (opt_adamw8.c), the schedule, the decision
+ * to stop on a non-finite norm (the trainer's).
  */
 #include "train/opt_adamw.h"
+
+#include "train/opt_adamw8.h"
 
 #include "base/err.h"
 
@@ -24,9 +26,14 @@ static const struct {
     const char *name;
     opt_kind kind;
 } opt_names[] = {
-    {"adamw_torch", OPT_ADAMW_TORCH},
-    {"adamw_torch_fused", OPT_ADAMW_TORCH_FUSED},
-    {"paged_adamw_32bit", OPT_ADAMW_BNB32},
+    {"adamw_torch", OPT_ADAMW_TORCH},             /* torch */
+    {"adamw_torch_fused", OPT_ADAMW_TORCH_FUSED}, /* torch */
+    {"paged_adamw_32bit", OPT_ADAMW_BNB32},       /* bitsandbytes */
+    {"adamw_torch_8bit", OPT_ADAMW_TORCHAO_8BIT}, /* torchao */
+    {"ao_adamw_8bit", OPT_ADAMW_TORCHAO_8BIT},    /* torchao, the deprecated name */
+    {"adamw_bnb_8bit", OPT_ADAMW_BNB_8BIT},       /* bitsandbytes */
+    {"adamw_8bit", OPT_ADAMW_BNB_8BIT},           /* bitsandbytes */
+    {"paged_adamw_8bit", OPT_ADAMW_BNB_8BIT},     /* bitsandbytes; paging changes no number */
 };
 
 int opt_kind_from_name(const char *name) {
@@ -40,8 +47,8 @@ int opt_hparams_from_config(const eft_config *c, opt_hparams *h) {
     if (kind < 0) {
         cfg_pos at = c->optimizer.at.file ? c->optimizer.at : (cfg_pos){c->path, 0, 0};
         return cfg_fail_at(at, "optimizer",
-                           "%s is not supported by eft's optimizer yet (8-bit AdamW state). Use "
-                           "adamw_torch_fused, adamw_torch or paged_adamw_32bit (fp32 moments).",
+                           "%s is not an optimizer eft has. Use adamw_torch_fused, adamw_torch, "
+                           "paged_adamw_32bit, adamw_torch_8bit or adamw_bnb_8bit.",
                            c->optimizer.v ? c->optimizer.v : "(none)");
     }
     *h = (opt_hparams){.kind = (opt_kind)kind,
@@ -79,8 +86,9 @@ bool opt_decays(const char *name) {
 
 /* ---- state ---- */
 
-int64_t opt_adamw_state_bytes(int64_t n_elems) {
-    return 2 * n_elems * (int64_t)sizeof(float);
+int64_t opt_adamw_state_bytes(opt_kind kind, const char *name, int64_t n) {
+    if (!opt8_quantised(kind, name, n)) return 2 * n * (int64_t)sizeof(float);
+    return 2 * n + 2 * opt8_blocks(n) * (int64_t)sizeof(float);
 }
 
 void opt_adamw_init(opt_adamw *o, const opt_hparams *h, const opt_param *p, int n) {
@@ -88,15 +96,22 @@ void opt_adamw_init(opt_adamw *o, const opt_hparams *h, const opt_param *p, int 
     o->h = *h;
     o->n = n;
     o->t = eft_calloc((size_t)(n ? n : 1), sizeof *o->t);
-    int64_t total = 0;
+    opt8_map_build(o->map_m, true, true);
+    opt8_map_build(o->map_v, false, true);
+    /* The block: every fp32 array (moments, scales), then every code array. */
+    int64_t floats = 0, codes = 0;
     for (int i = 0; i < n; i++) {
         assert(p[i].n >= 0 && p[i].value);
-        total += p[i].n;
+        if (opt8_quantised(h->kind, p[i].name, p[i].n))
+            floats += 2 * opt8_blocks(p[i].n), codes += 2 * p[i].n;
+        else
+            floats += 2 * p[i].n;
     }
-    size_t bytes = (size_t)opt_adamw_state_bytes(total);
+    size_t bytes = (size_t)(floats * (int64_t)sizeof(float) + codes);
     o->state = eft_malloc_aligned(bytes ? bytes : 64);
     memset(o->state, 0, bytes);
     float *next = o->state;
+    uint8_t *next_code = (uint8_t *)(next + floats);
     for (int i = 0; i < n; i++) {
         opt_tensor *t = &o->t[i];
         *t = (opt_tensor){.name = p[i].name,
@@ -104,8 +119,16 @@ void opt_adamw_init(opt_adamw *o, const opt_hparams *h, const opt_param *p, int 
                           .grad = p[i].grad,
                           .n = p[i].n,
                           .weight_decay = opt_decays(p[i].name) ? h->weight_decay : 0.0};
-        t->m = next, next += p[i].n;
-        t->v = next, next += p[i].n;
+        if (opt8_quantised(h->kind, p[i].name, p[i].n)) {
+            int64_t nb = opt8_blocks(p[i].n);
+            t->m_absmax = next, next += nb;
+            t->v_absmax = next, next += nb;
+            t->m_code = next_code, next_code += p[i].n;
+            t->v_code = next_code, next_code += p[i].n;
+        } else {
+            t->m = next, next += p[i].n;
+            t->v = next, next += p[i].n;
+        }
     }
 }
 
@@ -113,6 +136,39 @@ void opt_adamw_free(opt_adamw *o) {
     eft_free(o->t);
     eft_free_aligned(o->state);
     memset(o, 0, sizeof *o);
+}
+
+void opt_adamw_moments(const opt_adamw *o, int i, float *m, float *v) {
+    assert(i >= 0 && i < o->n);
+    const opt_tensor *t = &o->t[i];
+    if (!t->m_code) {
+        memcpy(m, t->m, (size_t)t->n * sizeof *m);
+        memcpy(v, t->v, (size_t)t->n * sizeof *v);
+        return;
+    }
+    for (int64_t e = 0; e < t->n; e++) {
+        m[e] = o->map_m[t->m_code[e]] * t->m_absmax[e / OPT8_BLOCK];
+        v[e] = o->map_v[t->v_code[e]] * t->v_absmax[e / OPT8_BLOCK];
+    }
+}
+
+int opt_tensor_state(opt_tensor *t, opt_state_array out[OPT_STATE_ARRAYS]) {
+    if (!t->m_code) {
+        out[0] = (opt_state_array){"exp_avg", false, t->m, t->n};
+        out[1] = (opt_state_array){"exp_avg_sq", false, t->v, t->n};
+        return 2;
+    }
+    int64_t nb = opt8_blocks(t->n);
+    out[0] = (opt_state_array){"exp_avg.codes", true, t->m_code, t->n};
+    out[1] = (opt_state_array){"exp_avg.absmax", false, t->m_absmax, nb};
+    out[2] = (opt_state_array){"exp_avg_sq.codes", true, t->v_code, t->n};
+    out[3] = (opt_state_array){"exp_avg_sq.absmax", false, t->v_absmax, nb};
+    return 4;
+}
+
+double opt_adamw_lr(const opt_adamw *o, double eta0, double lambda) {
+    if (o->h.kind == OPT_ADAMW_TORCHAO_8BIT) return (float)((float)eta0 * (float)lambda);
+    return eta0 * lambda;
 }
 
 /* ---- the element kernels ---- */
@@ -202,6 +258,15 @@ void opt_adamw_step(opt_adamw *o, double lr) {
             break;
         case OPT_ADAMW_BNB32:
             step_bnb32(t, &o->h, lr);
+            break;
+        case OPT_ADAMW_TORCHAO_8BIT:
+            opt8_step_torchao(t, &o->h, lr, o->map_m, o->map_v);
+            break;
+        case OPT_ADAMW_BNB_8BIT: /* its small tensors: bitsandbytes' 32-bit kernel */
+            if (t->m_code)
+                opt8_step_bnb(t, &o->h, lr, o->map_m, o->map_v);
+            else
+                step_bnb32(t, &o->h, lr);
             break;
         }
     }

@@ -4,12 +4,20 @@
 #include "base/err.h"
 #include "base/threads.h"
 #include "peft/lora_target.h"
+#include "train/opt_adamw.h"
 
 #include <string.h>
 
-static bool is_8bit_optimizer(const char *o) {
-    return o && (!strcmp(o, "adamw_torch_8bit") || !strcmp(o, "adamw_bnb_8bit") ||
-                 !strcmp(o, "adamw_8bit") || !strcmp(o, "paged_adamw_8bit"));
+/* The memory plan's optimizer for the config's (opt_adamw.h has the names). */
+static g4_optim plan_optim(const char *o) {
+    switch (opt_kind_from_name(o)) {
+    case OPT_ADAMW_TORCHAO_8BIT:
+        return G4_OPTIM_ADAMW_8BIT_TORCHAO;
+    case OPT_ADAMW_BNB_8BIT:
+        return G4_OPTIM_ADAMW_8BIT;
+    default:
+        return G4_OPTIM_ADAMW;
+    }
 }
 
 static bool truthy(const cfg_str *s) {
@@ -22,7 +30,7 @@ int trn_run_shape(const eft_config *c, const g4_plan *p, const g4_tensors *ts, g
     s->micro_batch = c->micro_batch_size.v;
     s->weights = c->load_in_4bit.v ? G4_WEIGHTS_NF4 : G4_WEIGHTS_BF16;
     s->quantize_moe_experts = c->quantize_moe_experts.v;
-    s->optim = is_8bit_optimizer(c->optimizer.v) ? G4_OPTIM_ADAMW_8BIT : G4_OPTIM_ADAMW;
+    s->optim = plan_optim(c->optimizer.v);
     s->recompute = truthy(&c->gradient_checkpointing);
     s->threads = eft_threads();
     if (!c->adapter.v || !*c->adapter.v) {
@@ -48,11 +56,6 @@ int trn_check_buildable(const eft_config *c, const g4_plan *p) {
                            "QLoRA (NF4 base weights) is not supported by this build of eft "
                            "yet. Remove load_in_4bit and use adapter: lora to train LoRA on the "
                            "bf16 weights.");
-    if (is_8bit_optimizer(c->optimizer.v))
-        return cfg_fail_at(c->optimizer.at, "optimizer",
-                           "%s (8-bit AdamW) is not supported by this build of eft yet. Use "
-                           "optimizer: adamw_torch (fp32 moments).",
-                           c->optimizer.v);
     if (c->quantize_moe_experts.v)
         return cfg_fail_at(c->quantize_moe_experts.at, "quantize_moe_experts",
                            "NF4 MoE experts are not supported by this build of eft yet; remove "

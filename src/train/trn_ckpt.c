@@ -3,7 +3,8 @@
  * checkpoint-<step>/ holds everything a resume needs, so that it continues bit-exactly:
  *   adapter_model.safetensors + adapter_config.json   LoRA (PEFT's files), or
  *   model.safetensors                                 full fine-tuning: every fp32 master
- *   optimizer.safetensors                             AdamW's m and v per tensor, and its t
+ *   optimizer.safetensors                             AdamW's m and v per tensor (fp32, or
+ *                                                     8-bit codes and scales), and its t
  *   trainer_state.json                                Hugging Face's, with log_history
  *   eft_state.json                                    the step, the loss accumulator and the
  *                                                     token counters, exactly
@@ -44,26 +45,27 @@ static int write_params(trn_run *r, const char *dir) {
     return rc;
 }
 
+/* Each tensor's state arrays as they are (opt_tensor_state: "<name>.exp_avg", ...), and its t. */
 static int write_optimizer(trn_run *r, const char *dir) {
     st_writer *w = st_writer_new();
     int64_t *steps = eft_malloc((size_t)r->opt.n * sizeof *steps);
-    char **names = eft_malloc((size_t)r->opt.n * 3 * sizeof *names);
     for (int i = 0; i < r->opt.n; i++) {
-        const opt_tensor *t = &r->opt.t[i];
-        int64_t n = t->n, one = 1;
+        opt_tensor *t = &r->opt.t[i];
+        opt_state_array s[OPT_STATE_ARRAYS];
+        int64_t one = 1;
+        for (int j = 0, n = opt_tensor_state(t, s); j < n; j++) {
+            char *name = eft_asprintf("%s.%s", t->name, s[j].key);
+            st_writer_add(w, name, s[j].u8 ? ST_U8 : ST_F32, 1, &s[j].n, s[j].data);
+            eft_free(name);
+        }
         steps[i] = t->t;
-        names[3 * i] = eft_asprintf("%s.exp_avg", t->name);
-        names[3 * i + 1] = eft_asprintf("%s.exp_avg_sq", t->name);
-        names[3 * i + 2] = eft_asprintf("%s.step", t->name);
-        st_writer_add(w, names[3 * i], ST_F32, 1, &n, t->m);
-        st_writer_add(w, names[3 * i + 1], ST_F32, 1, &n, t->v);
-        st_writer_add(w, names[3 * i + 2], ST_I64, 1, &one, &steps[i]);
+        char *name = eft_asprintf("%s.step", t->name);
+        st_writer_add(w, name, ST_I64, 1, &one, &steps[i]);
+        eft_free(name);
     }
     char *path = eft_path_join(dir, "optimizer.safetensors");
     int rc = st_writer_write(w, path);
     eft_free(path);
-    for (int i = 0; i < 3 * r->opt.n; i++) eft_free(names[i]);
-    eft_free(names);
     eft_free(steps);
     st_writer_free(w);
     return rc;
@@ -271,21 +273,34 @@ static int restore_model(trn_run *r, const char *dir) {
     return rc;
 }
 
+/* The arrays write_optimizer wrote, byte for byte: each must have the dtype and size of this run's
+ * (the same optimizer kind and tensors). */
 static int restore_optimizer(trn_run *r, const char *dir) {
     char *path = eft_path_join(dir, "optimizer.safetensors");
     st_archive *a;
     int rc = st_open(&a, path);
     for (int i = 0; i < r->opt.n && !rc; i++) {
         opt_tensor *t = &r->opt.t[i];
-        char *m = eft_asprintf("%s.exp_avg", t->name), *v = eft_asprintf("%s.exp_avg_sq", t->name);
-        char *s = eft_asprintf("%s.step", t->name);
+        opt_state_array s[OPT_STATE_ARRAYS];
+        for (int j = 0, n = opt_tensor_state(t, s); j < n && !rc; j++) {
+            char *name = eft_asprintf("%s.%s", t->name, s[j].key);
+            const st_tensor *st = st_find(a, name);
+            if (!st || st->dtype != (s[j].u8 ? ST_U8 : ST_F32) || st->numel != s[j].n)
+                rc = eft_fail("%s: %s is %s, not the %lld %s values this run's optimizer (%s) "
+                              "keeps: the checkpoint was written with another optimizer, model or "
+                              "config. Resume with the settings it was made with.",
+                              path, name, st ? "another shape" : "missing", (long long)s[j].n,
+                              s[j].u8 ? "U8" : "F32", r->c->optimizer.v);
+            if (!rc) memcpy(s[j].data, st->data, (size_t)s[j].n * (s[j].u8 ? 1 : sizeof(float)));
+            eft_free(name);
+        }
+        char *name = eft_asprintf("%s.step", t->name);
         const st_tensor *st;
-        rc = read_tensor_f32(a, m, t->m, t->n, path) || read_tensor_f32(a, v, t->v, t->n, path) ||
-             st_get(a, s, &st);
+        if (!rc) rc = st_get(a, name, &st);
         if (!rc && (st->dtype != ST_I64 || st->numel != 1))
-            rc = eft_fail("%s: %s must be one I64.", path, s);
+            rc = eft_fail("%s: %s must be one I64.", path, name);
         if (!rc) memcpy(&t->t, st->data, sizeof t->t);
-        eft_free(m), eft_free(v), eft_free(s);
+        eft_free(name);
     }
     st_close(a);
     eft_free(path);

@@ -174,7 +174,7 @@ int trn_loop(trn_run *r) {
             break;
         }
         r->last_grad_norm = norm;
-        r->last_lr = sched_lr(&r->sched, k);
+        r->last_lr = opt_adamw_lr(&r->opt, r->sched.lr, sched_lambda(&r->sched, k));
         opt_adamw_step(&r->opt, r->last_lr);
         g4_weights_zero_grad(&r->w);
         int64_t s = k + 1;

@@ -186,6 +186,13 @@ static void test_optimizers_and_full_finetune(void **state) {
     plan_ok(&v, &s, &q8);
     assert_true(q8.optim < fp32.optim / 3);
     assert_true(q8.optim > fp32.optim / 4);
+    /* Every LoRA tensor of the 31B (r 16 times 5376, 8192, 21504, ...) has at least 4096
+     * elements and a multiple of 256: all 8-bit, 1 byte + 4 / 256 per moment, for both. */
+    assert_int_equal(q8.optim, 2 * q8.trainable + q8.trainable / 32);
+    g4_memory ao;
+    s.optim = G4_OPTIM_ADAMW_8BIT_TORCHAO;
+    plan_ok(&v, &s, &ao);
+    assert_int_equal(ao.optim, q8.optim);
 
     s.optim = G4_OPTIM_ADAMW;
     s.train = G4_TRAIN_FULL;

@@ -341,7 +341,7 @@ static void test_missing_gradient(void **state) {
     assert_int_equal(o.t[1].t, 1); /* its first update: bias corrections with t = 1 */
     assert_close(b[0], 1 * (1 - 1e-3) - 1e-2, 1e-6);
     opt_adamw_free(&o);
-    assert_int_equal(opt_adamw_state_bytes(1000), 8000);
+    assert_int_equal(opt_adamw_state_bytes(OPT_ADAMW_TORCH_FUSED, "a.weight", 1000), 8000);
 }
 
 static void test_clip(void **state) {
@@ -436,15 +436,22 @@ static void test_hparams_from_config(void **state) {
     assert_int_equal(opt_hparams_from_config(&c, &h), 0);
     assert_int_equal(h.kind, OPT_ADAMW_BNB32);
     cfg_free(&c);
-    assert_int_equal(
-        cfg_load_string(&c, "learning_rate: 0.1\noptimizer: adamw_bnb_8bit\n", "c.yaml"), 0);
-    assert_int_equal(opt_hparams_from_config(&c, &h), -1);
-    assert_contains(eft_err_msg(), "c.yaml:2:12: optimizer: adamw_bnb_8bit is not supported");
-    cfg_free(&c);
-    assert_int_equal(cfg_load_string(&c, "optimizer: ao_adamw_8bit\n", "c.yaml"), 0);
-    assert_int_equal(opt_hparams_from_config(&c, &h), -1);
-    assert_contains(eft_err_msg(), "adamw_torch_8bit is not supported");
-    cfg_free(&c);
+    const struct {
+        const char *name;
+        opt_kind kind;
+    } eight[] = {{"adamw_bnb_8bit", OPT_ADAMW_BNB_8BIT},
+                 {"adamw_8bit", OPT_ADAMW_BNB_8BIT},
+                 {"paged_adamw_8bit", OPT_ADAMW_BNB_8BIT},
+                 {"adamw_torch_8bit", OPT_ADAMW_TORCHAO_8BIT},
+                 {"ao_adamw_8bit", OPT_ADAMW_TORCHAO_8BIT}}; /* the config's alias */
+    for (size_t i = 0; i < EFT_ARRAY_LEN(eight); i++) {
+        char *text = eft_asprintf("optimizer: %s\n", eight[i].name);
+        assert_int_equal(cfg_load_string(&c, text, "c.yaml"), 0);
+        assert_int_equal(opt_hparams_from_config(&c, &h), 0);
+        assert_int_equal(h.kind, eight[i].kind);
+        cfg_free(&c);
+        eft_free(text);
+    }
     eft_err_clear();
 }
 

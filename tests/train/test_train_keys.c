@@ -300,14 +300,12 @@ static void test_optimizer(void **state) {
     }
     tt_tensors_free(&a), tt_tensors_free(&b);
 
-    const char *refused[] = {"adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit",
-                             "adamw_torch_8bit"};
-    for (size_t i = 0; i < EFT_ARRAY_LEN(refused); i++) {
+    /* The 8-bit names train (their arithmetic is test_opt8's); the run records which. */
+    const char *eight[] = {"adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit", "adamw_torch_8bit"};
+    for (size_t i = 0; i < EFT_ARRAY_LEN(eight); i++) {
         char *err = NULL;
-        args = eft_asprintf("--max_steps 1 --optimizer %s", refused[i]);
-        assert_int_equal(run_rc(&t, "refused", args, &err), 1);
-        assert_contains(err, refused[i]);
-        assert_contains(err, "8-bit");
+        args = eft_asprintf("--max_steps 1 --optimizer %s", eight[i]);
+        if (run_rc(&t, "eight", args, &err)) fail_msg("--optimizer %s: %s", eight[i], err);
         eft_free(err), eft_free(args);
     }
     kt_free(&t);
