@@ -16,7 +16,13 @@ Two kinds of fixture, both on tiny checkpoints that `eft init-model --seed S` re
    without k/v projections). As in make_golden.py, a seed is kept only when transformers' fp32
    gradients are within 2e-5 of its fp64 ones, so that the C test's tolerances measure eft.
 
-2. eft's adapter, read by PEFT (tests/data_files/peft/<name>/). `eft debug init-adapter` writes
+2. QLoRA references (tests/data_files/golden/<name>.safetensors): a PEFT adapter of kind 1 on a
+   base checkpoint of the same preset (the first well-conditioned seed), loaded in 4-bit NF4 by transformers and
+   bitsandbytes (gemma4_golden.py --load-in-4bit: bitsandbytes' own Linear4bit modules with fp32
+   compute, or its dequantisation to bf16). The conditioning check compares with the same
+   dequantised weights in fp64.
+
+3. eft's adapter, read by PEFT (tests/data_files/peft/<name>/). `eft debug init-adapter` writes
    an adapter for the config beside it (peft_init_lora_weights: false, so B is random), and
    tools/check_peft_adapter.py loads it with PeftModel.from_pretrained, checks every value was
    taken as saved, and records PEFT's loss on the golden rows in peft_loss.json. The C test
@@ -46,6 +52,11 @@ GOLDEN_FIXTURES = [
     ("tiny-e2b-lora", "tiny-e2b", [],
      ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
       "per_layer_input_gate", "per_layer_projection", "per_layer_model_projection"], 2, 6, 0.01),
+]
+# QLoRA: name, the kind-1 fixture whose base (seed) and adapter it reuses, bnb compute dtype.
+QLORA_FIXTURES = [
+    ("tiny-31b-qlora-bf16", "tiny-31b-lora", "bfloat16"),
+    ("tiny-e2b-qlora", "tiny-e2b-lora", "float32"),
 ]
 # eft's adapter on the text-only layout (Gemma4ForCausalLM, "model.layers.N..."), seed of the
 # checkpoint, and the config eft builds the adapter from (its seed draws the adapter).
@@ -117,6 +128,33 @@ def make_golden(eft, python, tmp, only):
             sys.exit(f"{name}: no well-conditioned seed in 7..39")
 
 
+def make_qlora(eft, python, tmp, only):
+    golden = os.path.join(HERE, "gemma4_golden.py")
+    fixtures = {f[0]: f for f in GOLDEN_FIXTURES}
+    for name, lora, compute in QLORA_FIXTURES:
+        if only and name not in only:
+            continue
+        preset, flags = fixtures[lora][1], fixtures[lora][2]
+        # The adapter does not depend on the base's values: any base seed fits it. As in
+        # make_golden, keep the first seed whose fp32 reference is within 2e-5 of fp64.
+        for seed in range(7, 40):
+            model = os.path.join(tmp, f"{name}-{seed}")
+            run([eft, "init-model", "--preset", preset, "--out", model, "--seed", str(seed)] +
+                flags)
+            f32, f64 = model + ".f32.safetensors", model + ".f64.safetensors"
+            base = [python, golden, "--model", model, "--adapter", os.path.join(GOLDEN, lora),
+                    "--input", ROWS, "--load-in-4bit", compute]
+            run(base + ["--out", f32, "--meta", f"seed={seed}", "--meta", f"adapter={lora}"])
+            run(base + ["--out", f64, "--float64"])
+            w = worst_rel(f32, f64)
+            print(f"{name}: seed {seed}: transformers fp32 vs fp64 {w:.2e}", flush=True)
+            if w < 2e-5:
+                os.replace(f32, os.path.join(GOLDEN, name + ".safetensors"))
+                break
+        else:
+            sys.exit(f"{name}: no well-conditioned seed in 7..39")
+
+
 def make_compat(eft, python, tmp, only):
     check = os.path.join(HERE, "check_peft_adapter.py")
     for name, preset, flags, seed in COMPAT_FIXTURES:
@@ -148,6 +186,7 @@ def main():
     eft = os.path.join(os.path.abspath(args.build), "eft")
     with tempfile.TemporaryDirectory() as tmp:
         make_golden(eft, args.python, tmp, args.only)
+        make_qlora(eft, args.python, tmp, args.only)
         make_compat(eft, args.python, tmp, args.only)
 
 

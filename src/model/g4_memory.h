@@ -55,11 +55,11 @@ unsigned g4_target_bit(g4_linear k);
 
 /* Tiles the plan assumes of the kernels (change them together with the kernels). */
 enum {
-    G4_MEM_ATTN_TILE = 64,         /* attention: query and key tile rows */
-    G4_MEM_LOSS_TOKENS = 256,      /* fused loss: tokens per chunk */
-    G4_MEM_LOSS_VOCAB_TILE = 4096, /* fused loss: vocabulary entries per tile */
+    G4_MEM_ATTN_TILE = 64,             /* attention: query and key tile rows */
+    G4_MEM_LOSS_TOKENS = 256,          /* fused loss: tokens per chunk */
+    G4_MEM_LOSS_VOCAB_TILE = 4096,     /* fused loss: vocabulary entries per tile */
     G4_MEM_GEMM_SLAB_BYTES = 32 << 20, /* a frozen weight is widened to fp32 in slabs this big */
-    G4_MEM_OPTIM_8BIT_BLOCK = 256, /* 8-bit AdamW: elements per fp32 scale */
+    G4_MEM_OPTIM_8BIT_BLOCK = 256,     /* 8-bit AdamW: elements per fp32 scale */
 };
 
 typedef struct g4_run_shape {
@@ -99,6 +99,13 @@ int64_t g4_layer_kept_bytes(const g4_plan *p, const g4_run_shape *s, int l);
 /* Bytes of n weights in NF4 with double quantisation: 4 bits each, an 8-bit scale per block
  * of 64, an fp32 scale per 256 blocks: about 4.127 bits per weight. */
 int64_t g4_nf4_bytes(int64_t n);
+
+/* Whether load_in_4bit holds tensor t in NF4: the weights of nn.Linear modules, which is what
+ * bitsandbytes swaps for Linear4bit (attention and MLP projections, the PLE linears, the router's
+ * projection); the 3-D expert tensors only with quantize_moe_experts; never the embeddings, the
+ * norms, the layer scalars or an untied lm_head (transformers keeps the output head). The memory
+ * plan and the loader (src/peft/nf4_load.h) both ask this. */
+bool g4_nf4_quantized(const g4_tensor *t, bool quantize_moe_experts);
 
 typedef struct g4_memory {
     int64_t weights;      /* base weights as held: bf16/NF4 (LoRA) or fp32 masters (full) */
