@@ -22,7 +22,7 @@ Two kinds of fixture, both on tiny checkpoints that `eft init-model --seed S` re
    compute, or its dequantisation to bf16). The conditioning check compares with the same
    dequantised weights in fp64.
 
-3. eft's adapter, read by PEFT (tests/data_files/peft/<name>/). `eft debug init-adapter` writes
+3. eft's adapters, read by PEFT (tests/data_files/peft/<name>/). `eft debug init-adapter` writes
    an adapter for the config beside it (peft_init_lora_weights: false, so B is random), and
    tools/check_peft_adapter.py loads it with PeftModel.from_pretrained, checks every value was
    taken as saved, and records PEFT's loss on the golden rows in peft_loss.json. The C test
@@ -61,6 +61,9 @@ QLORA_FIXTURES = [
 # eft's adapter on the text-only layout (Gemma4ForCausalLM, "model.layers.N..."), seed of the
 # checkpoint, and the config eft builds the adapter from (its seed draws the adapter).
 COMPAT_FIXTURES = [("tiny-e2b-text-eft", "tiny-e2b", ["--text-only"], 11)]
+# eft's QLoRA adapter: `eft train` of the config.yaml template beside it, on this checkpoint; PEFT
+# reads it on the base loaded in 4-bit by bitsandbytes (check_peft_adapter.py --load-in-4bit).
+QLORA_COMPAT_FIXTURES = [("tiny-31b-qlora-eft", "tiny-31b", ["--vocab-size", "384"], 3)]
 
 # A PEFT adapter made by a child process, so that each fixture's torch state starts fresh.
 MAKE_ADAPTER = r"""
@@ -155,6 +158,42 @@ def make_qlora(eft, python, tmp, only):
             sys.exit(f"{name}: no well-conditioned seed in 7..39")
 
 
+def fill_template(path, model, out):
+    with open(path) as f:
+        text = f.read()
+    return (text.replace("@MODEL@", model).replace("@OUT@", out)
+            .replace("@EXAMPLES@", os.path.join(ROOT, "examples")))
+
+
+def make_qlora_compat(eft, python, tmp, only):
+    check = os.path.join(HERE, "check_peft_adapter.py")
+    for name, preset, flags, seed in QLORA_COMPAT_FIXTURES:
+        if only and name not in only:
+            continue
+        dest = os.path.join(PEFT_DIR, name)
+        work = os.path.join(tmp, name)
+        model = os.path.join(work, "model")
+        run([eft, "init-model", "--preset", preset, "--out", model, "--seed", str(seed)] + flags)
+        config = os.path.join(work, "config.yaml")
+        with open(config, "w") as f:
+            f.write(fill_template(os.path.join(dest, "config.yaml"), model, work))
+        run([eft, "train", config], env=dict(os.environ, EFT_NO_TTY="1"))
+        adapter = os.path.join(dest, "adapter")
+        shutil.rmtree(adapter, ignore_errors=True)
+        os.makedirs(adapter)
+        for f in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copy(os.path.join(work, "run", f), adapter)
+        out = subprocess.run([python, check, model, adapter, ROWS, "--load-in-4bit"], check=True,
+                             capture_output=True, text=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        result.update({"preset": preset, "flags": flags, "seed": seed, "load_in_4bit": "float32"})
+        with open(os.path.join(dest, "peft_loss.json"), "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"{name}: PEFT on bitsandbytes loss {result['loss']:.9g} "
+              f"(base {result['base_loss']:.9g})")
+
+
 def make_compat(eft, python, tmp, only):
     check = os.path.join(HERE, "check_peft_adapter.py")
     for name, preset, flags, seed in COMPAT_FIXTURES:
@@ -188,6 +227,7 @@ def main():
         make_golden(eft, args.python, tmp, args.only)
         make_qlora(eft, args.python, tmp, args.only)
         make_compat(eft, args.python, tmp, args.only)
+        make_qlora_compat(eft, args.python, tmp, args.only)
 
 
 if __name__ == "__main__":
