@@ -30,7 +30,8 @@ void ops_nf4_dequantize(float *out, const ops_nf4 *w, int64_t start, int64_t cou
     while (i < end) {
         int64_t b = i / OPS_NF4_BLOCK, stop = (b + 1) * OPS_NF4_BLOCK;
         if (stop > end) stop = end;
-        float absmax = ops_nf4_absmax(w, b);
-        for (; i < stop; i++) *out++ = ops_nf4_value(w, i, absmax);
+        float t[16];
+        ops_nf4_table(t, w, b);
+        for (; i < stop; i++) *out++ = t[ops_nf4_code(w, i)];
     }
 }

@@ -70,10 +70,15 @@ static inline unsigned ops_nf4_code(const ops_nf4 *w, int64_t i) {
     return (i & 1) ? (byte & 15u) : (byte >> 4);
 }
 
-/* Element i, given its block's dequantised absmax: fp32, or bf16-rounded when round_bf16. */
-static inline float ops_nf4_value(const ops_nf4 *w, int64_t i, float absmax) {
-    float v = ops_nf4_codebook[ops_nf4_code(w, i)] * absmax;
-    return w->round_bf16 ? eft_round_bf16(v) : v;
+/* The 16 values a code takes in block b: NF4[k] * absmax_b (bf16-rounded when round_bf16).
+ * Element i of the block is t[ops_nf4_code(w, i)]: the same arithmetic as the formula above, done
+ * once per block instead of once per element. */
+static inline void ops_nf4_table(float t[16], const ops_nf4 *w, int64_t b) {
+    float absmax = ops_nf4_absmax(w, b);
+    for (int k = 0; k < 16; k++) {
+        float v = ops_nf4_codebook[k] * absmax;
+        t[k] = w->round_bf16 ? eft_round_bf16(v) : v;
+    }
 }
 
 /* Dequantises elements [start, start + count) into out[count] (fp32; bf16-rounded values when

@@ -53,33 +53,22 @@ const float *nf4_map(void) {
 
 static void load_block(float *v, const void *x, st_dtype dtype, int64_t start, int n) {
     const unsigned char *p = (const unsigned char *)x + (size_t)start * st_dtype_size(dtype);
-    for (int i = 0; i < n; i++) {
-        uint16_t h;
-        switch (dtype) {
-        case ST_BF16:
-            memcpy(&h, p + 2 * i, 2);
-            v[i] = eft_bf16_to_f32(h);
-            break;
-        case ST_F16:
-            memcpy(&h, p + 2 * i, 2);
-            v[i] = eft_f16_to_f32(h);
-            break;
-        default:
-            assert(dtype == ST_F32);
-            memcpy(&v[i], p + 4 * i, 4);
-        }
+    uint16_t h[OPS_NF4_BLOCK];
+    if (dtype == ST_F32) {
+        memcpy(v, p, (size_t)n * 4);
+        return;
+    }
+    memcpy(h, p, (size_t)n * 2);
+    if (dtype == ST_BF16)
+        for (int i = 0; i < n; i++) v[i] = eft_bf16_to_f32(h[i]);
+    else {
+        assert(dtype == ST_F16);
+        for (int i = 0; i < n; i++) v[i] = eft_f16_to_f32(h[i]);
     }
 }
 
-/* The number of midpoints of neighbouring NF4 entries strictly below s. */
-static unsigned nf4_index(float s, const float mid[15]) {
-    unsigned q = 0;
-    for (int k = 0; k < 15; k++) q += s > mid[k];
-    return q;
-}
-
 void nf4_quantize_blocks(uint8_t *codes, float *absmax, const void *x, st_dtype dtype, int64_t n) {
-    float mid[15];
+    float mid[15]; /* midpoints of neighbouring NF4 entries */
     for (int k = 0; k < 15; k++) mid[k] = (ops_nf4_codebook[k] + ops_nf4_codebook[k + 1]) / 2.0f;
     const float tiny = (float)1e-38; /* torch's clamp(min=1e-38) */
     int64_t blocks = ops_nf4_blocks(n);
@@ -87,20 +76,32 @@ void nf4_quantize_blocks(uint8_t *codes, float *absmax, const void *x, st_dtype 
     for (int64_t b = 0; b < blocks; b++) {
         int64_t start = b * OPS_NF4_BLOCK;
         int len = (int)EFT_MIN((int64_t)OPS_NF4_BLOCK, n - start);
-        float v[OPS_NF4_BLOCK + 1], amax = 0.0f;
+        assert(len > 0 && len <= OPS_NF4_BLOCK);
+        float v[OPS_NF4_BLOCK], amax = 0.0f;
         load_block(v, x, dtype, start, len);
-        for (int i = 0; i < len; i++) amax = fmaxf(amax, fabsf(v[i]));
+#pragma omp simd reduction(max : amax)
+        for (int i = 0; i < len; i++) amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
         bool full = len == OPS_NF4_BLOCK;
         float clamped = fmaxf(amax, tiny), recip = 1.0f / clamped;
         absmax[b] = full ? amax : clamped;
+        uint8_t q[OPS_NF4_BLOCK + 1];
+        if (full)
+            for (int i = 0; i < len; i++) v[i] *= recip;
+        else
+            for (int i = 0; i < len; i++) v[i] /= clamped;
+#pragma omp simd
         for (int i = 0; i < len; i++) {
-            float s = full ? v[i] * recip : v[i] / clamped;
-            v[i] = s < -1.0f ? -1.0f : s > 1.0f ? 1.0f : s;
+            float s = v[i];
+            s = s < -1.0f ? -1.0f : s > 1.0f ? 1.0f : s;
+            /* the number of midpoints strictly below s (written out: GCC vectorises it so) */
+            q[i] = (uint8_t)((s > mid[0]) + (s > mid[1]) + (s > mid[2]) + (s > mid[3]) +
+                             (s > mid[4]) + (s > mid[5]) + (s > mid[6]) + (s > mid[7]) +
+                             (s > mid[8]) + (s > mid[9]) + (s > mid[10]) + (s > mid[11]) +
+                             (s > mid[12]) + (s > mid[13]) + (s > mid[14]));
         }
-        if (len & 1) v[len++] = 0.0f; /* padding of an odd count */
+        q[len] = 7; /* an odd count pads with 0.0, whose index is 7 */
         uint8_t *out = codes + start / 2;
-        for (int i = 0; i < len; i += 2)
-            out[i / 2] = (uint8_t)(nf4_index(v[i], mid) << 4 | nf4_index(v[i + 1], mid));
+        for (int j = 0; j < (len + 1) / 2; j++) out[j] = (uint8_t)(q[2 * j] << 4 | q[2 * j + 1]);
     }
 }
 

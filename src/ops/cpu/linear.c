@@ -40,8 +40,17 @@ static void widen(real *dst, ops_weight W, size_t start, size_t n) {
     int64_t i = (int64_t)start, end = (int64_t)(start + n);
     while (i < end) {
         int64_t b = i / OPS_NF4_BLOCK, stop = EFT_MIN((b + 1) * OPS_NF4_BLOCK, end);
-        float absmax = ops_nf4_absmax(q, b);
-        for (; i < stop; i++) *dst++ = (real)ops_nf4_value(q, i, absmax);
+        float t[16];
+        ops_nf4_table(t, q, b);
+        if ((i & 1) && i < stop) *dst++ = (real)t[ops_nf4_code(q, i++)];
+        const uint8_t *c = q->codes + (i >> 1);
+        int64_t pairs = (stop - i) >> 1;
+        for (int64_t j = 0; j < pairs; j++) { /* two values per byte, the even one high */
+            dst[2 * j] = (real)t[c[j] >> 4];
+            dst[2 * j + 1] = (real)t[c[j] & 15];
+        }
+        dst += 2 * pairs, i += 2 * pairs;
+        if (i < stop) *dst++ = (real)t[ops_nf4_code(q, i++)];
     }
 }
 
