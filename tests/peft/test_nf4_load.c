@@ -233,6 +233,15 @@ static void test_errors(void **state) {
     assert_int_equal(cfg_load_string(&c, base, "q.yaml"), 0);
     assert_int_equal(trn_check_buildable(&c, &d.plan), 0);
     cfg_free(&c);
+    /* Full fine-tuning of a 4-bit base (no adapter) is refused by the config checks. */
+    assert_int_equal(cfg_load_string(&c,
+                                     "base_model: x\ndatasets:\n  - path: d.jsonl\n"
+                                     "load_in_4bit: true\nlearning_rate: 1e-4\n",
+                                     "f.yaml"),
+                     0);
+    assert_int_equal(cfg_validate(&c), -1);
+    assert_contains(eft_err_msg(), "f.yaml:4:15: load_in_4bit: a 4-bit base cannot be");
+    cfg_free(&c);
     g4_desc_free(&d);
 
     char *out = NULL, *err = NULL;
