@@ -17,7 +17,13 @@ Two kinds of fixture, both on tiny checkpoints that `eft init-model --seed S` re
    (target_parameters). As in make_golden.py, a seed is kept only when transformers' fp32
    gradients are within 2e-5 of its fp64 ones, so that the C test's tolerances measure eft.
 
-2. eft's adapter, read by PEFT (tests/data_files/peft/<name>/). `eft debug init-adapter` writes
+2. QLoRA references (tests/data_files/golden/<name>.safetensors): a PEFT adapter of kind 1 on a
+   base checkpoint of the same preset (the first well-conditioned seed), loaded in 4-bit NF4 by transformers and
+   bitsandbytes (gemma4_golden.py --load-in-4bit: bitsandbytes' own Linear4bit modules with fp32
+   compute, or its dequantisation to bf16). The conditioning check compares with the same
+   dequantised weights in fp64.
+
+3. eft's adapters, read by PEFT (tests/data_files/peft/<name>/). `eft debug init-adapter` writes
    an adapter for the config beside it (peft_init_lora_weights: false, so B is random), and
    tools/check_peft_adapter.py loads it with PeftModel.from_pretrained, checks every value was
    taken as saved, and records PEFT's loss on the golden rows in peft_loss.json. The C test
@@ -54,10 +60,18 @@ GOLDEN_FIXTURES = [
     # target_parameters (PEFT's ParamWrapper: nested, strided lora_B), all-linear aside.
     ("tiny-26b-a4b-lora", "tiny-26b-a4b", [], AXOLOTL_REGEX, 4, 8, 0.05, EXPERTS),
 ]
+# QLoRA: name, the kind-1 fixture whose base (seed) and adapter it reuses, bnb compute dtype.
+QLORA_FIXTURES = [
+    ("tiny-31b-qlora-bf16", "tiny-31b-lora", "bfloat16"),
+    ("tiny-e2b-qlora", "tiny-e2b-lora", "float32"),
+]
 # eft's adapter on the text-only layout (Gemma4ForCausalLM, "model.layers.N..."), seed of the
 # checkpoint, and the config eft builds the adapter from (its seed draws the adapter).
 COMPAT_FIXTURES = [("tiny-e2b-text-eft", "tiny-e2b", ["--text-only"], 11),
                    ("tiny-26b-a4b-eft", "tiny-26b-a4b", [], 11)]
+# eft's QLoRA adapter: `eft train` of the config.yaml template beside it, on this checkpoint; PEFT
+# reads it on the base loaded in 4-bit by bitsandbytes (check_peft_adapter.py --load-in-4bit).
+QLORA_COMPAT_FIXTURES = [("tiny-31b-qlora-eft", "tiny-31b", ["--vocab-size", "384"], 3)]
 
 # A PEFT adapter made by a child process, so that each fixture's torch state starts fresh.
 MAKE_ADAPTER = r"""
@@ -126,6 +140,69 @@ def make_golden(eft, python, tmp, only):
             sys.exit(f"{name}: no well-conditioned seed in 7..39")
 
 
+def make_qlora(eft, python, tmp, only):
+    golden = os.path.join(HERE, "gemma4_golden.py")
+    fixtures = {f[0]: f for f in GOLDEN_FIXTURES}
+    for name, lora, compute in QLORA_FIXTURES:
+        if only and name not in only:
+            continue
+        preset, flags = fixtures[lora][1], fixtures[lora][2]
+        # The adapter does not depend on the base's values: any base seed fits it. As in
+        # make_golden, keep the first seed whose fp32 reference is within 2e-5 of fp64.
+        for seed in range(7, 40):
+            model = os.path.join(tmp, f"{name}-{seed}")
+            run([eft, "init-model", "--preset", preset, "--out", model, "--seed", str(seed)] +
+                flags)
+            f32, f64 = model + ".f32.safetensors", model + ".f64.safetensors"
+            base = [python, golden, "--model", model, "--adapter", os.path.join(GOLDEN, lora),
+                    "--input", ROWS, "--load-in-4bit", compute]
+            run(base + ["--out", f32, "--meta", f"seed={seed}", "--meta", f"adapter={lora}"])
+            run(base + ["--out", f64, "--float64"])
+            w = worst_rel(f32, f64)
+            print(f"{name}: seed {seed}: transformers fp32 vs fp64 {w:.2e}", flush=True)
+            if w < 2e-5:
+                os.replace(f32, os.path.join(GOLDEN, name + ".safetensors"))
+                break
+        else:
+            sys.exit(f"{name}: no well-conditioned seed in 7..39")
+
+
+def fill_template(path, model, out):
+    with open(path) as f:
+        text = f.read()
+    return (text.replace("@MODEL@", model).replace("@OUT@", out)
+            .replace("@EXAMPLES@", os.path.join(ROOT, "examples")))
+
+
+def make_qlora_compat(eft, python, tmp, only):
+    check = os.path.join(HERE, "check_peft_adapter.py")
+    for name, preset, flags, seed in QLORA_COMPAT_FIXTURES:
+        if only and name not in only:
+            continue
+        dest = os.path.join(PEFT_DIR, name)
+        work = os.path.join(tmp, name)
+        model = os.path.join(work, "model")
+        run([eft, "init-model", "--preset", preset, "--out", model, "--seed", str(seed)] + flags)
+        config = os.path.join(work, "config.yaml")
+        with open(config, "w") as f:
+            f.write(fill_template(os.path.join(dest, "config.yaml"), model, work))
+        run([eft, "train", config], env=dict(os.environ, EFT_NO_TTY="1"))
+        adapter = os.path.join(dest, "adapter")
+        shutil.rmtree(adapter, ignore_errors=True)
+        os.makedirs(adapter)
+        for f in ("adapter_config.json", "adapter_model.safetensors"):
+            shutil.copy(os.path.join(work, "run", f), adapter)
+        out = subprocess.run([python, check, model, adapter, ROWS, "--load-in-4bit"], check=True,
+                             capture_output=True, text=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        result.update({"preset": preset, "flags": flags, "seed": seed, "load_in_4bit": "float32"})
+        with open(os.path.join(dest, "peft_loss.json"), "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"{name}: PEFT on bitsandbytes loss {result['loss']:.9g} "
+              f"(base {result['base_loss']:.9g})")
+
+
 def make_compat(eft, python, tmp, only):
     check = os.path.join(HERE, "check_peft_adapter.py")
     for name, preset, flags, seed in COMPAT_FIXTURES:
@@ -157,7 +234,9 @@ def main():
     eft = os.path.join(os.path.abspath(args.build), "eft")
     with tempfile.TemporaryDirectory() as tmp:
         make_golden(eft, args.python, tmp, args.only)
+        make_qlora(eft, args.python, tmp, args.only)
         make_compat(eft, args.python, tmp, args.only)
+        make_qlora_compat(eft, args.python, tmp, args.only)
 
 
 if __name__ == "__main__":

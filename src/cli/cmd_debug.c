@@ -1,5 +1,6 @@
 /* cmd_debug.c: `eft debug loss --model DIR --input ROWS.jsonl [--adapter DIR] [--dump-grads F]
- * [--dump-logits F] [--recompute]` and `eft debug init-adapter --model DIR --config CONFIG.yaml
+ * [--dump-logits F] [--recompute] [--load-in-4bit [--bnb-4bit-compute-dtype D]]` and `eft debug
+ * init-adapter --model DIR --config CONFIG.yaml
  * --out DIR`.
  *
  * loss runs packed rows ({"input_ids", "labels", "position_ids"} per line; position ids restart
@@ -9,8 +10,11 @@
  * its Hugging Face name; --dump-logits writes the soft-capped logits [N, V] of the rows laid end
  * to end. With --adapter (a PEFT LoRA folder) the base is frozen, the adapter runs in evaluation
  * mode (no dropout, like PEFT after model.eval()) and --dump-grads writes the gradients of its
- * lora_A / lora_B matrices under their names in adapter_model.safetensors. This is the contract
- * the golden tests against transformers and PEFT run through (../shared/spec/design.md 5).
+ * lora_A / lora_B matrices under their names in adapter_model.safetensors. --load-in-4bit loads
+ * the base as QLoRA does (its linear weights quantised to NF4, dequantised to bf16, or to fp32
+ * with --bnb-4bit-compute-dtype float32) and adds the NF4 tensor count and bytes to the output.
+ * This is the contract the golden tests against transformers, PEFT and bitsandbytes run through
+ * (../shared/spec/design.md 5).
  *
  * init-adapter creates the adapter a run of CONFIG.yaml starts from (lora_r, lora_alpha, the
  * LoRA targets, peft_use_rslora, peft_init_lora_weights, seed) on the checkpoint DIR and saves it
@@ -32,6 +36,7 @@
 #include "ops/ops.h"
 #include "peft/lora.h"
 #include "peft/lora_target.h"
+#include "peft/nf4_load.h"
 #include "peft/peft_io.h"
 
 #include <stdio.h>
@@ -40,13 +45,15 @@
 static const char *usage =
     "usage: eft debug loss --model DIR --input ROWS.jsonl [--adapter DIR]\n"
     "                      [--dump-grads OUT.safetensors] [--dump-logits OUT.safetensors]\n"
-    "                      [--recompute]\n"
+    "                      [--recompute] [--load-in-4bit [--bnb-4bit-compute-dtype D]]\n"
     "  ROWS.jsonl: one packed row per line, {\"input_ids\": [...], \"labels\": [...],\n"
     "  \"position_ids\": [...]} (labels -100 where not trained; position ids restart at 0 in\n"
     "  each packed document; they default to 0, 1, 2, ... when absent).\n"
     "  Prints {\"loss\": L, \"tokens\": N}: the mean cross-entropy over the trained labels.\n"
     "  --adapter DIR: a PEFT LoRA folder; the base is frozen and --dump-grads writes the\n"
     "  adapter's gradients under its tensor names.\n"
+    "  --load-in-4bit: the base's linear weights in NF4 (QLoRA; frozen), dequantised to bf16\n"
+    "  (D = bfloat16, the default) or to fp32 (D = float32).\n"
     "usage: eft debug init-adapter --model DIR --config CONFIG.yaml --out DIR\n"
     "  Saves the LoRA adapter a run of CONFIG.yaml starts from, as PEFT saves one.\n";
 
@@ -154,7 +161,8 @@ static int dump_logits(g4_model *m, const g4_batch *b, int64_t V, const char *pa
 
 typedef struct loss_args {
     const char *model, *input, *adapter, *grads, *logits;
-    bool recompute;
+    const char *compute_dtype; /* with load_in_4bit: "bfloat16" (NULL) or "float32" */
+    bool recompute, load_in_4bit;
 } loss_args;
 
 static int run_loss(const loss_args *a) {
@@ -167,7 +175,13 @@ static int run_loss(const loss_args *a) {
     bool grads = a->grads != NULL;
     int rc = read_rows(a->input, d.plan.V, &r);
     /* With an adapter only the adapter is trained: the base stays frozen (no fp32 masters). */
-    if (!rc) rc = g4_weights_load(&w, &d.plan, &d.ts, a->model, grads && !a->adapter);
+    if (!rc && a->load_in_4bit && grads && !a->adapter)
+        rc = eft_fail("debug loss: --load-in-4bit freezes the base (its weights are NF4): "
+                      "--dump-grads needs --adapter DIR.");
+    nf4_options nf4 = {!a->compute_dtype || strcmp(a->compute_dtype, "float32"), false};
+    if (!rc)
+        rc = a->load_in_4bit ? nf4_weights_load(&w, &d.plan, &d.ts, a->model, &nf4)
+                             : g4_weights_load(&w, &d.plan, &d.ts, a->model, grads && !a->adapter);
     if (!rc && a->adapter) {
         rc = peft_load(a->adapter, &w, grads, &ad, &pc);
         if (rc) g4_weights_free(&w);
@@ -183,7 +197,13 @@ static int run_loss(const loss_args *a) {
         double sum = g4_forward(&m, &b, &count);
         double loss = count ? sum / (double)count : 0.0;
         if (grads && count) g4_backward(&m, &b, 1.0 / (double)count);
-        printf("{\"loss\": %.9g, \"tokens\": %lld}\n", loss, (long long)count);
+        printf("{\"loss\": %.9g, \"tokens\": %lld", loss, (long long)count);
+        if (a->load_in_4bit) {
+            int k;
+            int64_t bytes = nf4_weights_bytes(&w, &k);
+            printf(", \"nf4_tensors\": %d, \"nf4_bytes\": %lld", k, (long long)bytes);
+        }
+        printf("}\n");
         if (grads) rc = dump_grads(&w, a->adapter ? &ad : NULL, a->grads);
         if (!rc && a->logits) rc = dump_logits(&m, &b, d.plan.V, a->logits);
         g4_model_free(&m);
@@ -286,10 +306,14 @@ int cmd_debug(int argc, char **argv) {
             a.grads = v;
         else if ((v = cli_flag_value(argc, argv, &i, "--dump-logits", &missing)))
             a.logits = v;
+        else if ((v = cli_flag_value(argc, argv, &i, "--bnb-4bit-compute-dtype", &missing)))
+            a.compute_dtype = v;
         else if (missing)
             return -1;
         else if (!strcmp(argv[i], "--recompute"))
             a.recompute = true;
+        else if (!strcmp(argv[i], "--load-in-4bit"))
+            a.load_in_4bit = true;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("%s", usage);
             return 0;
@@ -300,5 +324,11 @@ int cmd_debug(int argc, char **argv) {
     if (!a.model || !a.input)
         return eft_fail("debug loss: --model DIR and --input ROWS.jsonl are required. Run `eft "
                         "debug loss --help`.");
+    if (a.compute_dtype && strcmp(a.compute_dtype, "float32") &&
+        strcmp(a.compute_dtype, "bfloat16"))
+        return eft_fail("debug loss: --bnb-4bit-compute-dtype %s: expected bfloat16 or float32.",
+                        a.compute_dtype);
+    if (a.compute_dtype && !a.load_in_4bit)
+        return eft_fail("debug loss: --bnb-4bit-compute-dtype needs --load-in-4bit.");
     return run_loss(&a);
 }

@@ -252,7 +252,8 @@ static const cfg_key quant_keys[] = {
             "Quantize the frozen base to NF4 (QLoRA), as bitsandbytes does."),
     CFG_SUP(bnb_config_kwargs, CFG_T_MAP, NULL,
             "NF4 settings merged over the defaults (bnb_4bit_use_double_quant: true, "
-            "bnb_4bit_quant_type: nf4)."),
+            "bnb_4bit_quant_type: nf4, bnb_4bit_compute_dtype: bfloat16, which rounds the "
+            "dequantised weights to bf16; float32 keeps them exact)."),
     CFG_SUP(quantize_moe_experts, CFG_T_BOOL, "false",
             "Quantize the 3-D MoE expert tensors to NF4 too (needs an adapter and load_in_4bit)."),
     CFG_NOTYET(load_in_8bit, CFG_T_BOOL, "LLM.int8 base.",

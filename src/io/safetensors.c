@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; eft reads it in place and needs a little-endian host"
@@ -223,6 +225,15 @@ const char *st_meta_get(const st_archive *a, int shard, const char *key) {
     for (size_t i = 0; i < n; i++)
         if (!strcmp(m[i].key, key)) return m[i].value;
     return NULL;
+}
+
+void st_release(const st_archive *a, const st_tensor *t) {
+    assert(t->shard >= 0 && t->shard < a->n_shards);
+    if (!a->shards[t->shard].map.data) return; /* the caller's bytes: not ours to drop */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: failure is harmless */
 }
 
 int st_to_f32(const st_tensor *t, float *dst, size_t n) {

@@ -120,6 +120,11 @@ const char *st_shard_path(const st_archive *a, int shard);
 const st_meta *st_metadata(const st_archive *a, int shard, size_t *count);
 const char *st_meta_get(const st_archive *a, int shard, const char *key);
 
+/* Says the tensor's bytes will not be read again: the whole pages inside it leave the process's
+ * resident memory (a mapped file's pages are read again from the file if they are touched). For
+ * loaders that convert a tensor and keep only the result (NF4). Does nothing for st_parse's
+ * borrowed bytes. */
+void st_release(const st_archive *a, const st_tensor *t);
 /* Widens a BF16, F16 or F32 tensor into dst[0..n), which the caller owns; n must equal numel.
  * Returns -1 with a user error naming the tensor for any other dtype or a different n. */
 int st_to_f32(const st_tensor *t, float *dst, size_t n);

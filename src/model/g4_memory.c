@@ -209,6 +209,11 @@ int64_t g4_nf4_bytes(int64_t n) {
     return cdiv(n, 2) + blocks + 4 * cdiv(blocks, 256);
 }
 
+bool g4_nf4_quantized(const g4_tensor *t, bool quantize_moe_experts) {
+    return t->linear != G4_LIN_NONE && t->linear != G4_LIN_LM_HEAD &&
+           (t->group != G4_GROUP_MOE_EXPERTS || quantize_moe_experts);
+}
+
 static int check_shape(const g4_plan *p, const g4_run_shape *s) {
     if (s->seq_len < 1 || s->micro_batch < 1)
         return eft_fail("sequence_len (%lld) and micro_batch_size (%lld) must be at least 1.",
@@ -267,8 +272,7 @@ int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s
             if (!buffer) m->optim += optim_bytes(s->optim, t->numel, is_embedding(t));
             continue;
         }
-        bool nf4 = s->weights == G4_WEIGHTS_NF4 && t->linear && t->linear != G4_LIN_LM_HEAD &&
-                   (t->group != G4_GROUP_MOE_EXPERTS || s->quantize_moe_experts);
+        bool nf4 = s->weights == G4_WEIGHTS_NF4 && g4_nf4_quantized(t, s->quantize_moe_experts);
         int64_t b = nf4 ? g4_nf4_bytes(t->numel) : 2 * t->numel;
         m->weights += b;
         if (nf4) m->weights_nf4 += b;

@@ -106,6 +106,13 @@ int64_t g4_layer_kept_bytes(const g4_plan *p, const g4_run_shape *s, int l);
  * of 64, an fp32 scale per 256 blocks: about 4.127 bits per weight. */
 int64_t g4_nf4_bytes(int64_t n);
 
+/* Whether load_in_4bit holds tensor t in NF4: the weights of nn.Linear modules, which is what
+ * bitsandbytes swaps for Linear4bit (attention and MLP projections, the PLE linears, the router's
+ * projection); the 3-D expert tensors only with quantize_moe_experts; never the embeddings, the
+ * norms, the layer scalars or an untied lm_head (transformers keeps the output head). The memory
+ * plan and the loader (src/peft/nf4_load.h) both ask this. */
+bool g4_nf4_quantized(const g4_tensor *t, bool quantize_moe_experts);
+
 typedef struct g4_memory {
     int64_t weights;      /* base weights as held: bf16/NF4 (LoRA) or fp32 masters (full) */
     int64_t weights_nf4;  /* of which NF4 */

@@ -90,7 +90,8 @@ static bool always_f32(const g4_tensor *t) {
            (t->group == G4_GROUP_MOE_ROUTER && t->linear == G4_LIN_NONE);
 }
 
-static int bind_tensor(g4_param *par, const st_tensor *st, bool train) {
+static int bind_tensor(g4_param *par, const st_archive *a, const st_tensor *st, bool train,
+                       const g4_load_convert *cv) {
     const g4_tensor *t = par->t;
     bool shape_ok = st->ndim == t->ndim;
     for (int d = 0; shape_ok && d < t->ndim; d++) shape_ok = st->shape[d] == t->shape[d];
@@ -110,6 +111,10 @@ static int bind_tensor(g4_param *par, const st_tensor *st, bool train) {
     if (st->dtype != ST_BF16 && st->dtype != ST_F16 && st->dtype != ST_F32)
         return eft_fail("%s: tensor %s is %s; eft reads BF16, F16 and F32 weights.", st->file,
                         t->name, st_dtype_name(st->dtype));
+    if (cv && !train) {
+        int took = cv->convert(par, a, st, cv->ctx);
+        if (took) return took < 0 ? -1 : 0;
+    }
     bool aligned = ((uintptr_t)st->data % st_dtype_size(st->dtype)) == 0;
     if (!train && !always_f32(t) && aligned && st->dtype == ST_BF16) {
         par->w = ops_w_bf16(st->data);
@@ -144,6 +149,11 @@ static void give_grads(g4_weights *w) {
 
 int g4_weights_load(g4_weights *w, const g4_plan *p, const g4_tensors *ts, const char *path,
                     bool train_all) {
+    return g4_weights_load_convert(w, p, ts, path, train_all, NULL);
+}
+
+int g4_weights_load_convert(g4_weights *w, const g4_plan *p, const g4_tensors *ts, const char *path,
+                            bool train_all, const g4_load_convert *cv) {
     init_params(w, p, ts);
     if (st_open(&w->archive, path)) {
         g4_weights_free(w);
@@ -159,7 +169,8 @@ int g4_weights_load(g4_weights *w, const g4_plan *p, const g4_tensors *ts, const
             rc = -1;
             break;
         }
-        rc = bind_tensor(&w->params[i], st, train_all && ts->t[i].group != G4_GROUP_BUFFER);
+        rc = bind_tensor(&w->params[i], w->archive, st,
+                         train_all && ts->t[i].group != G4_GROUP_BUFFER, cv);
     }
     if (!rc) {
         /* Text-model tensors the plan does not know are worth a word (towers are expected). */
@@ -204,6 +215,7 @@ void g4_weights_free(g4_weights *w) {
     if (w->params)
         for (int i = 0; i < w->ts->n; i++) {
             eft_free_aligned(w->params[i].f32);
+            eft_free(w->params[i].owned);
             eft_free_aligned(w->params[i].grad);
         }
     eft_free(w->params);

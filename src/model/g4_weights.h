@@ -8,8 +8,10 @@
  *
  * Storage rules: norm scales and layer_scalar are always widened to fp32 (they are small and
  * multiply activations); big matrices stay bf16 in the mapping when frozen and bf16 in the file,
- * and become owned fp32 when trained (full fine-tuning) or stored as F16/F32. A low-rank adapter
- * (LoRA) may hang off any linear parameter: the model computes y = x Wᵀ + s (x Aᵀ) Bᵀ.
+ * and become owned fp32 when trained (full fine-tuning) or stored as F16/F32. A loader may
+ * instead convert frozen tensors as they are read into storage of its own (NF4 for QLoRA, see
+ * g4_weights_load_convert). A low-rank adapter (LoRA) may hang off any linear parameter: the
+ * model computes y = x Wᵀ + s (x Aᵀ) Bᵀ.
  *
  * Not here: which modules get adapters or how adapters are saved (src/peft), initial values for
  * new checkpoints (g4_init.h).
@@ -39,6 +41,7 @@ typedef struct g4_param {
     const g4_tensor *t; /* name, shape, group (the plan's tensor list) */
     ops_weight w;       /* what the kernels read, [numel] */
     float *f32;         /* owned fp32 values, or NULL when w views the mapped file */
+    void *owned;        /* other storage w points into (an NF4 tensor), one eft_malloc block */
     float *grad;        /* [numel] fp32 gradient (+=) when trained, else NULL */
     g4_lora *lora;      /* adapter on this linear map, or NULL */
 } g4_param;
@@ -75,6 +78,20 @@ typedef struct g4_weights {
  * every parameter gets an fp32 master and a zeroed gradient (full fine-tuning). */
 int g4_weights_load(g4_weights *w, const g4_plan *p, const g4_tensors *ts, const char *path,
                     bool train_all);
+
+/* A conversion of frozen tensors at load. `convert` sees each frozen tensor once its shape and
+ * dtype are checked, with the checkpoint's bytes: it returns 1 after binding the parameter itself
+ * (par->w, with the storage in par->owned), 0 to leave the tensor to the usual binding, -1 on
+ * failure with a user error. Tensors are converted one at a time, in the plan's order, so a
+ * conversion needs only one tensor's scratch. */
+typedef struct g4_load_convert {
+    int (*convert)(g4_param *par, const st_archive *a, const st_tensor *st, void *ctx);
+    void *ctx;
+} g4_load_convert;
+
+/* g4_weights_load with a conversion (NULL: none). */
+int g4_weights_load_convert(g4_weights *w, const g4_plan *p, const g4_tensors *ts, const char *path,
+                            bool train_all, const g4_load_convert *cv);
 /* Owned fp32 parameters with the given values source: `init(param, out, ctx)` fills out[numel].
  * For new checkpoints (eft init-model) and tests. */
 void g4_weights_alloc(g4_weights *w, const g4_plan *p, const g4_tensors *ts, bool train_all,

@@ -40,12 +40,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A frozen weight as it arrives: ops_real values of the current twin, or bf16 (widened to
- * ops_real in row blocks into the op's scratch while packed for the GEMM). */
-enum { OPS_W_REAL = 0, OPS_W_BF16 = 1 };
+#include "ops/nf4.h"
+
+/* A frozen weight as it arrives: ops_real values of the current twin, bf16, or NF4 (nf4.h). bf16
+ * and NF4 are widened to ops_real in row blocks into the op's scratch while packed for the GEMM;
+ * only the linear maps take NF4 (embedding tables and the LM head are never quantised). */
+enum { OPS_W_REAL = 0, OPS_W_BF16 = 1, OPS_W_NF4 = 2 };
 typedef struct ops_weight {
-    int dtype;        /* OPS_W_REAL or OPS_W_BF16 */
-    const void *data; /* [rows, cols] row-major, of ops_real or uint16_t (bf16) */
+    int dtype;        /* OPS_W_REAL, OPS_W_BF16 or OPS_W_NF4 */
+    const void *data; /* [rows, cols] row-major, of ops_real or uint16_t (bf16); or an ops_nf4 */
 } ops_weight;
 
 static inline ops_weight ops_w_real(const void *data) {
@@ -53,6 +56,9 @@ static inline ops_weight ops_w_real(const void *data) {
 }
 static inline ops_weight ops_w_bf16(const uint16_t *data) {
     return (ops_weight){OPS_W_BF16, data};
+}
+static inline ops_weight ops_w_nf4(const ops_nf4 *w) {
+    return (ops_weight){OPS_W_NF4, w};
 }
 
 /* Label value that the loss skips (PyTorch's ignore_index). */
@@ -159,8 +165,9 @@ void OPS(geglu_backward)(ops_real *dgate, ops_real *dup, const ops_real *dh, con
 /* ---- Linear: y = x W^T, no bias --------------------------------------------------------------
  * accumulate: y += x W^T (LoRA adds its branch onto the base output) instead of y =.
  * Backward: dx += dy W (dx NULL: skipped), dW += dy^T x (dW NULL: frozen, skipped; dW is always
- * ops_real). A real W is one BLAS call; a bf16 W is widened in blocks of rows (forward) or columns
- * (backward dx) into per-thread scratch, so scratch never holds more than a block. */
+ * ops_real). A real W is one BLAS call; a bf16 or NF4 W is widened (NF4: dequantised as
+ * ops_nf4_dequantize does, then widened) in blocks of rows (forward) or columns (backward dx)
+ * into the scratch, so scratch never holds more than a block. An NF4 W is frozen (dW NULL). */
 size_t OPS(linear_scratch_bytes)(int in, int out, int dtype, int nthreads);
 void OPS(linear_forward)(ops_real *y,       /* [T, out] */
                          const ops_real *x, /* [T, in] */

@@ -12,6 +12,7 @@
 #include "text/chat.h"
 #include "text/tokenizer.h"
 #include "train/run_config.h"
+#include "train/run_weights.h"
 
 #include <math.h>
 #include <string.h>
@@ -59,7 +60,7 @@ gen_session *gen_open(const eft_config *c, int max_tokens) {
     if (!rc)
         rc = cfg_map_bool(&c->chat_template_kwargs, "enable_thinking", &s->opts.enable_thinking,
                           "chat_template_kwargs");
-    if (!rc) rc = g4_weights_load(&s->w, &s->d.plan, &s->d.ts, c->base_model_path, false);
+    if (!rc) rc = trn_weights_load(&s->w, c, &s->d.plan, &s->d.ts, false);
     if (!rc && c->lora_model_dir.v && *c->lora_model_dir.v) {
         peft_config pc;
         rc = peft_load(c->lora_model_dir.v, &s->w, false, &s->adapter, &pc);

@@ -51,11 +51,20 @@ int trn_run_shape(const eft_config *c, const g4_plan *p, const g4_tensors *ts, g
 }
 
 int trn_check_buildable(const eft_config *c, const g4_plan *p) {
-    if (c->load_in_4bit.v)
-        return cfg_fail_at(c->load_in_4bit.at, "load_in_4bit",
-                           "QLoRA (NF4 base weights) is not supported by this build of eft "
-                           "yet. Remove load_in_4bit and use adapter: lora to train LoRA on the "
-                           "bf16 weights.");
+    if (c->load_in_4bit.v) {
+        /* QLoRA is built (run_weights.h) with Axolotl's default storage, double quantisation. */
+        bool dq = true;
+        if (cfg_map_bool(&c->bnb_config_kwargs, "bnb_4bit_use_double_quant", &dq,
+                         "bnb_config_kwargs"))
+            return -1;
+        if (!dq)
+            return cfg_fail_at(
+                cfg_map_find(&c->bnb_config_kwargs, "bnb_4bit_use_double_quant")->v[0].at,
+                "bnb_config_kwargs.bnb_4bit_use_double_quant",
+                "false is not supported by this build of eft: it stores NF4 "
+                "weights with double quantisation (Axolotl's default). Remove "
+                "the key or set it to true.");
+    }
     if (c->quantize_moe_experts.v)
         return cfg_fail_at(c->quantize_moe_experts.at, "quantize_moe_experts",
                            "NF4 MoE experts are not supported by this build of eft yet; remove "

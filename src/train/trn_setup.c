@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "peft/lora_target.h"
 #include "train/run_config.h"
+#include "train/run_weights.h"
 
 #include <string.h>
 
@@ -105,8 +106,7 @@ int trn_setup(trn_run *r, const eft_config *c, bool for_training) {
         return eft_fail("%s: no training samples are left after preprocessing (see the counts "
                         "above): check the datasets, sequence_len and the label settings.",
                         c->path);
-    if (g4_weights_load(&r->w, &r->plan, &r->ts, c->base_model_path, for_training && !r->lora))
-        return -1;
+    if (trn_weights_load(&r->w, c, &r->plan, &r->ts, for_training && !r->lora)) return -1;
     if (r->lora && attach_adapter(r, for_training)) return -1;
 
     pack_config pc;

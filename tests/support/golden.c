@@ -97,6 +97,11 @@ static void check_same_bits(st_archive *a, st_archive *b, const char *stem) {
 
 void golden_check(const char *preset, const char *init_flags, const char *stem,
                   const char *adapter) {
+    golden_check_flags(preset, init_flags, stem, adapter, "");
+}
+
+void golden_check_flags(const char *preset, const char *init_flags, const char *stem,
+                        const char *adapter, const char *loss_flags) {
     char *gdir = eft_path_join(EFT_SOURCE_DIR, "tests/data_files/golden");
     char *tmp = test_tmpdir(stem);
     char *ref_path = eft_asprintf("%s/%s.safetensors", gdir, stem);
@@ -111,13 +116,19 @@ void golden_check(const char *preset, const char *init_flags, const char *stem,
 
     char *with = adapter ? eft_asprintf("--adapter %s/%s", gdir, adapter) : eft_strdup("");
     char *out = NULL, *err = NULL;
-    cmd = eft_asprintf("debug loss --model %s/model %s --input %s/rows.jsonl --dump-grads "
+    cmd = eft_asprintf("debug loss --model %s/model %s %s --input %s/rows.jsonl --dump-grads "
                        "%s/grads.safetensors --dump-logits %s/logits.safetensors",
-                       tmp, with, gdir, tmp, tmp);
+                       tmp, with, loss_flags, gdir, tmp, tmp);
     if (test_run_eft(cmd, &out, &err)) fail_msg("eft debug loss failed: %s", err);
     eft_free(cmd);
     long tokens;
     double loss = parse_loss(out, &tokens);
+    const char *nf4 = st_meta_get(ref, 0, "nf4_modules");
+    if (nf4) {
+        char *want = eft_asprintf("\"nf4_tensors\": %s,", nf4);
+        assert_contains(out, want);
+        eft_free(want);
+    }
     eft_free(out);
     eft_free(err);
 
@@ -138,9 +149,9 @@ void golden_check(const char *preset, const char *init_flags, const char *stem,
     st_close(ref);
     st_close(logits);
 
-    cmd = eft_asprintf("debug loss --model %s/model %s --input %s/rows.jsonl --recompute "
+    cmd = eft_asprintf("debug loss --model %s/model %s %s --input %s/rows.jsonl --recompute "
                        "--dump-grads %s/grads_rc.safetensors",
-                       tmp, with, gdir, tmp);
+                       tmp, with, loss_flags, gdir, tmp);
     assert_int_equal(test_run_eft(cmd, NULL, NULL), 0);
     eft_free(cmd);
     char *rc_path = eft_asprintf("%s/grads_rc.safetensors", tmp);

@@ -16,5 +16,9 @@
  * under the golden folder (e.g. "tiny-31b-lora"), or NULL for base-model gradients. */
 void golden_check(const char *preset, const char *init_flags, const char *stem,
                   const char *adapter);
+/* The same with extra `eft debug loss` flags (e.g. "--load-in-4bit"). When the reference records
+ * "nf4_modules" (the quantised linears bitsandbytes ran), eft must report as many NF4 tensors. */
+void golden_check_flags(const char *preset, const char *init_flags, const char *stem,
+                        const char *adapter, const char *loss_flags);
 
 #endif

@@ -40,8 +40,9 @@ static inline void gemm(bool ta, bool tb, int M, int N, int K, real alpha, const
                K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Rows [row0, row0 + nrows) of a [*, ncols] weight as real: the weight itself when it is already
- * real, else its bf16 rows widened into buf [nrows, ncols]. */
+/* Rows [row0, row0 + nrows) of a real or bf16 [*, ncols] weight as real: the weight itself when
+ * it is already real, else its bf16 rows widened into buf [nrows, ncols]. (Tables and the LM
+ * head are never NF4.) */
 static inline const real *weight_rows(ops_weight w, size_t row0, size_t nrows, size_t ncols,
                                       real *buf) {
     if (w.dtype == OPS_W_REAL) return (const real *)w.data + row0 * ncols;
@@ -53,9 +54,10 @@ static inline const real *weight_rows(ops_weight w, size_t row0, size_t nrows, s
     return buf;
 }
 
-/* Element [r, c] of a weight, as real. */
+/* Element [r, c] of a real or bf16 weight, as real. */
 static inline real weight_at(ops_weight w, size_t r, size_t c, size_t ncols) {
     if (w.dtype == OPS_W_REAL) return ((const real *)w.data)[r * ncols + c];
+    assert(w.dtype == OPS_W_BF16);
     return (real)eft_bf16_to_f32(((const uint16_t *)w.data)[r * ncols + c]);
 }
 
