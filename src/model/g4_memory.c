@@ -278,8 +278,10 @@ int g4_memory_plan(const g4_plan *p, const g4_tensors *ts, const g4_run_shape *s
         if (nf4) m->weights_nf4 += b;
         if (g4_target_bit(t->linear) & s->lora_targets) {
             m->trainable += t->count * s->lora_r * (t->in + t->out);
-            m->optim += t->count * (optim_bytes(s->optim, s->lora_r * t->in, false) +
-                                    optim_bytes(s->optim, t->out * s->lora_r, false));
+            /* An expert tensor's adapter is one A [r*E, in] and one B [out, r*E] (peft/lora.h). */
+            int64_t rows = t->count * s->lora_r;
+            m->optim += optim_bytes(s->optim, rows * t->in, false) +
+                        optim_bytes(s->optim, t->out * rows, false);
         }
     }
     if (!full && m->trainable == 0)
