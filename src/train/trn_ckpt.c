@@ -32,7 +32,7 @@
 
 static int write_params(trn_run *r, const char *dir) {
     st_writer *w = st_writer_new();
-    for (int i = 0; i < r->ts.n; i++) {
+    for (int i = 0; i < r->d.ts.n; i++) {
         const g4_param *p = &r->w.params[i];
         /* Every tensor (layer_scalar buffers too): the folder is a complete checkpoint. */
         if (p->f32) st_writer_add(w, p->t->name, ST_F32, p->t->ndim, p->t->shape, p->f32);
@@ -263,7 +263,7 @@ static int restore_model(trn_run *r, const char *dir) {
                           "or lora_r changed since the checkpoint.",
                           path, st_count(a), r->adapter.n_tensors);
     } else if (!rc) {
-        for (int i = 0; i < r->ts.n && !rc; i++) {
+        for (int i = 0; i < r->d.ts.n && !rc; i++) {
             g4_param *p = &r->w.params[i];
             if (p->f32 && p->grad) rc = read_tensor_f32(a, p->t->name, p->f32, p->t->numel, path);
         }

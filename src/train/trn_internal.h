@@ -7,9 +7,8 @@
 #include "data/ds_prepare.h"
 #include "data/pack.h"
 #include "io/config.h"
-#include "model/g4_config.h"
+#include "model/g4_desc.h"
 #include "model/g4_model.h"
-#include "model/g4_plan.h"
 #include "model/g4_weights.h"
 #include "peft/lora.h"
 #include "peft/peft_io.h"
@@ -33,9 +32,8 @@ typedef struct trn_run {
     bool lora; /* adapter: lora/qlora; else full fine-tuning */
     tok_tokenizer *tok;
     ds_prepared data;
-    g4_config mcfg;
-    g4_plan plan;
-    g4_tensors ts;
+    g4_desc d; /* config.json, layer plan, tensor list */
+    bool have_desc;
     g4_weights w;
     lora_adapter adapter;
     /* The adapter_config.json of lora_model_dir when the adapter came from there: checkpoints and

@@ -16,26 +16,19 @@ static bool truthy(const cfg_str *s) {
 }
 
 static int load_model(trn_run *r) {
-    const eft_config *c = r->c;
-    char *path = eft_is_dir(c->model_config_path)
-                     ? eft_path_join(c->model_config_path, "config.json")
-                     : eft_strdup(c->model_config_path);
-    int rc = g4_config_load(&r->mcfg, path);
-    eft_free(path);
-    if (rc) return -1;
-    g4_plan_build(&r->plan, &r->mcfg);
-    g4_tensors_build(&r->plan, &r->ts);
-    return trn_check_buildable(c, &r->plan);
+    if (g4_desc_load(&r->d, r->c->model_config_path)) return -1;
+    r->have_desc = true;
+    return trn_check_buildable(r->c, &r->d.plan);
 }
 
 static int load_tokenizer(trn_run *r) {
     r->tok = tok_load(r->c->tokenizer_path);
     if (!r->tok) return -1;
-    if (tok_vocab_size(r->tok) > r->plan.V)
+    if (tok_vocab_size(r->tok) > r->d.plan.V)
         return eft_fail("%s: the tokenizer has %d ids, more than the model's vocabulary (%lld): "
                         "tokenizer and model do not belong together. Check tokenizer_config and "
                         "base_model.",
-                        r->c->tokenizer_path, tok_vocab_size(r->tok), (long long)r->plan.V);
+                        r->c->tokenizer_path, tok_vocab_size(r->tok), (long long)r->d.plan.V);
     return 0;
 }
 
@@ -53,8 +46,8 @@ static int attach_adapter(trn_run *r, bool train) {
     lora_spec spec;
     if (lora_spec_from_config(&spec, c)) return -1;
     spec.train = train;
-    bool *sel = eft_calloc((size_t)r->ts.n, sizeof *sel);
-    int rc = lora_select(c, &r->ts, sel) < 0 ? -1 : 0;
+    bool *sel = eft_calloc((size_t)r->d.ts.n, sizeof *sel);
+    int rc = lora_select(c, &r->d.ts, sel) < 0 ? -1 : 0;
     if (!rc) rc = lora_attach(&r->adapter, &r->w, sel, &spec, (uint64_t)c->seed.v);
     if (!rc) lora_set_train(&r->adapter, train);
     eft_free(sel);
@@ -71,8 +64,8 @@ static void collect_params(trn_run *r) {
         }
         return;
     }
-    r->params = eft_calloc((size_t)r->ts.n, sizeof *r->params);
-    for (int i = 0; i < r->ts.n; i++) {
+    r->params = eft_calloc((size_t)r->d.ts.n, sizeof *r->params);
+    for (int i = 0; i < r->d.ts.n; i++) {
         g4_param *p = &r->w.params[i];
         if (p->grad)
             r->params[r->n_params++] = (opt_param){p->t->name, p->f32, p->grad, p->t->numel};
@@ -91,7 +84,7 @@ static void alloc_buffers(trn_run *r) {
     b->pos = eft_malloc((size_t)tokens * sizeof(int32_t));
     b->row_start = eft_malloc((size_t)(rows + 1) * sizeof(int32_t));
     r->buf.target = eft_malloc((size_t)tokens * sizeof(int32_t));
-    g4_model_init(&r->model, &r->plan, &r->w, (int)tokens, truthy(&r->c->gradient_checkpointing));
+    g4_model_init(&r->model, &r->d.plan, &r->w, (int)tokens, truthy(&r->c->gradient_checkpointing));
 }
 
 int trn_setup(trn_run *r, const eft_config *c, bool for_training) {
@@ -106,7 +99,7 @@ int trn_setup(trn_run *r, const eft_config *c, bool for_training) {
         return eft_fail("%s: no training samples are left after preprocessing (see the counts "
                         "above): check the datasets, sequence_len and the label settings.",
                         c->path);
-    if (trn_weights_load(&r->w, c, &r->plan, &r->ts, for_training && !r->lora)) return -1;
+    if (trn_weights_load(&r->w, c, &r->d.plan, &r->d.ts, for_training && !r->lora)) return -1;
     if (r->lora && attach_adapter(r, for_training)) return -1;
 
     pack_config pc;
@@ -146,11 +139,7 @@ void trn_teardown(trn_run *r) {
     if (r->from_adapter_file) peft_config_free(&r->adapter_file);
     if (r->w.params) g4_weights_free(&r->w);
     ds_prepared_free(&r->data);
-    if (r->plan.layers) {
-        g4_tensors_free(&r->ts);
-        g4_plan_free(&r->plan);
-        g4_config_free(&r->mcfg);
-    }
+    if (r->have_desc) g4_desc_free(&r->d);
     tok_free(r->tok);
     eft_free(r->last_checkpoint);
     memset(r, 0, sizeof *r);
