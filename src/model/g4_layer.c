@@ -42,6 +42,19 @@ static void ple_slice(float *dst, const float *ple, int N, int L, int l, int64_t
         memcpy(dst + (size_t)i * P, ple + ((size_t)i * L + l) * P, (size_t)P * sizeof(float));
 }
 
+/* Layer l's attention: its heads and window over the batch's packed documents (scale 1). */
+static ops_attn attn_shape(const g4_model *m, int l) {
+    const g4_layer *y = &m->plan->layers[l];
+    const g4_state *s = m->state;
+    return (ops_attn){.T = s->N,
+                      .nH = (int)m->plan->nH,
+                      .nKV = y->n_kv,
+                      .D = (int)y->head_dim,
+                      .window = y->window,
+                      .scale = 1.0,
+                      .doc_start = s->doc_start};
+}
+
 /* ---- forward ---------------------------------------------------------------------------- */
 
 void g4_layer_forward(g4_model *m, int l, g4_layer_acts *a, float *h_out) {
@@ -51,7 +64,6 @@ void g4_layer_forward(g4_model *m, int l, g4_layer_acts *a, float *h_out) {
     g4_state *s = m->state;
     int N = s->N;
     int64_t H = p->H, D = y->head_dim, nH = p->nH, kv = y->n_kv, I = y->mlp_width, P = p->P;
-    int half = (int)D / 2;
     size_t mark = eft_arena_mark(&m->scratch);
     g4_fwd_tmp t;
     g4_carve_fwd_tmp(m, &t, l, N);
@@ -73,14 +85,7 @@ void g4_layer_forward(g4_model *m, int l, g4_layer_acts *a, float *h_out) {
         ops_rope_forward(a->k, s->cos[y->kind], s->sin[y->kind], N, (int)kv, (int)D);
         ops_rmsnorm_forward(a->v, a->rstd_v, v_src, NULL, (int)(N * kv), (int)D, eps(m));
     }
-    (void)half;
-    ops_attn at = {.T = N,
-                   .nH = (int)nH,
-                   .nKV = (int)kv,
-                   .D = (int)D,
-                   .window = y->window,
-                   .scale = 1.0,
-                   .doc_start = s->doc_start};
+    ops_attn at = attn_shape(m, l);
     ops_attention_forward(a->attn, a->lse, a->q, a->k, a->v, &at, s->kernel, s->kernel_bytes);
     g4_lin_forward(m, W->o, a->attn_proj, a->attn, N, a->xa[G4L_O], t.lora);
     ops_rmsnorm_forward(t.tmp, a->rstd_post_attn, a->attn_proj, wf(W->post_attn_norm), N, (int)H,
@@ -203,13 +208,7 @@ static void attn_backward(g4_model *m, int l, g4_layer_acts *a, float *dh, g4_bw
     float *dv = donor >= 0 ? s->dkv[y->kind][1] : t->dv;
     if (donor < 0) Z(dk, N * kvd), Z(dv, N * kvd);
     Z(t->dq, N * qd);
-    ops_attn at = {.T = N,
-                   .nH = (int)nH,
-                   .nKV = (int)kv,
-                   .D = (int)D,
-                   .window = y->window,
-                   .scale = 1.0,
-                   .doc_start = s->doc_start};
+    ops_attn at = attn_shape(m, l);
     ops_attention_backward(t->dq, dk, dv, t->d_attn, a->q, a->k, a->v, a->attn, a->lse, &at,
                            s->kernel, s->kernel_bytes);
 
