@@ -9,24 +9,7 @@ fails=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-check() { # check NAME EXPECTED_STATUS PATTERN... -- ARGS...
-  local name=$1 want=$2
-  shift 2
-  local patterns=()
-  while [ "$1" != "--" ]; do patterns+=("$1"); shift; done
-  shift
-  "$eft" "$@" >"$tmp/out" 2>&1
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    echo "FAIL $name: exit $got, expected $want"; cat "$tmp/out"; fails=$((fails + 1)); return
-  fi
-  for p in "${patterns[@]}"; do
-    if ! grep -qF -- "$p" "$tmp/out"; then
-      echo "FAIL $name: output lacks \"$p\""; cat "$tmp/out"; fails=$((fails + 1)); return
-    fi
-  done
-  echo "ok   $name"
-}
+. "$(dirname "$0")/lib/check.sh"
 
 check 31b 0 "Gemma 4 31B-shaped" "30,697,345,280" "layer plan" "     59 full" "memory plan" \
   "no recompute" "total" -- info --model "$data/31b"

@@ -14,24 +14,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export HF_HUB_CACHE="$tmp/hf" HF_HOME="$tmp/nohome"
 
-check() { # check NAME EXPECTED_STATUS PATTERN... -- ARGS...
-  local name=$1 want=$2
-  shift 2
-  local patterns=()
-  while [ "$1" != "--" ]; do patterns+=("$1"); shift; done
-  shift
-  "$eft" "$@" >"$tmp/out" 2>&1
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    echo "FAIL $name: exit $got, expected $want"; cat "$tmp/out"; fails=$((fails + 1)); return
-  fi
-  for p in "${patterns[@]}"; do
-    if ! grep -qF -- "$p" "$tmp/out"; then
-      echo "FAIL $name: output lacks \"$p\""; cat "$tmp/out"; fails=$((fails + 1)); return
-    fi
-  done
-  echo "ok   $name"
-}
+. "$(dirname "$0")/lib/check.sh"
 
 # A cached Hub snapshot: cache_repo KIND ORG/NAME (prints the snapshot folder).
 cache_repo() {
