@@ -2,13 +2,12 @@
  * 26B-A4B tensor lists: Kaiming-uniform and Gaussian starts by their bounds and moments, B = 0,
  * bf16-representable values, streams that do not depend on the selection, the scale with and
  * without rsLoRA, PEFT's tensor names, one allocation, and the refusals. */
+#include "support/bare_model.h"
 #include "support/test.h"
 
 #include "base/err.h"
 #include "base/half.h"
 #include "io/config.h"
-#include "model/g4_config.h"
-#include "model/g4_plan.h"
 #include "model/g4_weights.h"
 #include "peft/lora.h"
 #include "peft/lora_target.h"
@@ -17,47 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A variant's tensor list with a g4_weights that has parameters but no values: all lora_attach
- * reads is each parameter's tensor, and all it writes is the lora pointer. */
-typedef struct model {
-    g4_config cfg;
-    g4_plan plan;
-    g4_tensors ts;
-    g4_weights w;
-    bool *sel;
-} model;
-
-static void model_load(model *m, const char *variant) {
-    memset(m, 0, sizeof *m);
-    char *path = eft_asprintf("%s/tests/data_files/gemma4/%s/config.json", EFT_SOURCE_DIR, variant);
-    if (g4_config_load(&m->cfg, path)) fail_msg("%s", eft_err_msg());
-    eft_free(path);
-    g4_plan_build(&m->plan, &m->cfg);
-    g4_tensors_build(&m->plan, &m->ts);
-    m->w.plan = &m->plan;
-    m->w.ts = &m->ts;
-    m->w.params = eft_calloc((size_t)m->ts.n, sizeof *m->w.params);
-    for (int i = 0; i < m->ts.n; i++) m->w.params[i].t = &m->ts.t[i];
-    m->sel = eft_calloc((size_t)m->ts.n, sizeof *m->sel);
-}
-
-static void model_free(model *m) {
-    eft_free(m->sel);
-    eft_free(m->w.params);
-    g4_tensors_free(&m->ts);
-    g4_plan_free(&m->plan);
-    g4_config_free(&m->cfg);
-}
-
-/* Selects exactly the modules whose path full-matches `regex`; returns how many. */
-static int select_re(model *m, const char *regex) {
-    int n = 0;
-    for (int i = 0; i < m->ts.n; i++) {
-        m->sel[i] = m->ts.t[i].module[0] && lora_match_regex(regex, m->ts.t[i].module) == 1;
-        n += m->sel[i];
-    }
-    return n;
-}
+typedef bare_model model;
 
 static const lora_spec spec_default = {16, 32.0, false, 0.0, LORA_INIT_DEFAULT, true};
 
@@ -92,9 +51,10 @@ static void test_kaiming_bound(void **state) {
 /* init true: A ~ U(-b, b) with b from the module's own fan_in, B = 0, all bf16 values. */
 static void test_default_init(void **state) {
     model m;
-    model_load(&m, "e2b");
+    bare_model_variant(&m, "e2b");
     /* q_proj (in = H = 1536) and down_proj (in = I = 6144) of layer 0. */
-    assert_int_equal(select_re(&m, "model.language_model.layers.0.(self_attn.q|mlp.down)_proj"), 2);
+    assert_int_equal(
+        bare_model_select(&m, "model.language_model.layers.0.(self_attn.q|mlp.down)_proj"), 2);
     lora_adapter a;
     assert_int_equal(lora_attach(&a, &m.w, m.sel, &spec_default, 42), 0);
     assert_int_equal(a.n_modules, 2);
@@ -125,14 +85,14 @@ static void test_default_init(void **state) {
         for (int64_t i = 0; i < B->numel; i++) assert_true(B->data[i] == 0.0f);
     }
     lora_detach(&a);
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 /* init gaussian: A ~ N(0, std 1/r), B = 0. */
 static void test_gaussian_init(void **state) {
     model m;
-    model_load(&m, "e2b");
-    assert_int_equal(select_re(&m, "model.language_model.layers.[01].self_attn.q_proj"), 2);
+    bare_model_variant(&m, "e2b");
+    assert_int_equal(bare_model_select(&m, "model.language_model.layers.[01].self_attn.q_proj"), 2);
     lora_spec s = spec_default;
     s.r = 8, s.init = LORA_INIT_GAUSSIAN;
     lora_adapter a;
@@ -152,14 +112,14 @@ static void test_gaussian_init(void **state) {
     for (int k = 1; k < a.n_tensors; k += 2)
         for (int64_t i = 0; i < a.tensors[k].numel; i++) assert_true(a.tensors[k].data[i] == 0.0f);
     lora_detach(&a);
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 /* init false: nn.Linear's own initialisation of B, Kaiming-uniform on fan_in r: non-zero. */
 static void test_linear_init(void **state) {
     model m;
-    model_load(&m, "e2b");
-    assert_int_equal(select_re(&m, "model.language_model.layers.0.mlp.up_proj"), 1);
+    bare_model_variant(&m, "e2b");
+    assert_int_equal(bare_model_select(&m, "model.language_model.layers.0.mlp.up_proj"), 1);
     lora_spec s = spec_default;
     s.init = LORA_INIT_LINEAR;
     lora_adapter a;
@@ -169,17 +129,17 @@ static void test_linear_init(void **state) {
     assert_true(mo.maxabs <= 0.25 && mo.maxabs > 0.24); /* bound(16) = 1/4 */
     assert_true(fabs(mo.var / (0.0625 / 3) - 1) < 0.05);
     lora_detach(&a);
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 /* A module's values depend on the seed and its path only. */
 static void test_streams(void **state) {
     model m1, m2;
-    model_load(&m1, "e2b");
-    model_load(&m2, "e2b");
-    assert_int_equal(select_re(&m1, "model.language_model.layers.[0-3].self_attn.(q|k|v)_proj"),
-                     12);
-    assert_int_equal(select_re(&m2, "model.language_model.layers.2.self_attn.v_proj"), 1);
+    bare_model_variant(&m1, "e2b");
+    bare_model_variant(&m2, "e2b");
+    assert_int_equal(
+        bare_model_select(&m1, "model.language_model.layers.[0-3].self_attn.(q|k|v)_proj"), 12);
+    assert_int_equal(bare_model_select(&m2, "model.language_model.layers.2.self_attn.v_proj"), 1);
     lora_adapter a1, a2, a3;
     assert_int_equal(lora_attach(&a1, &m1.w, m1.sel, &spec_default, 42), 0);
     assert_int_equal(lora_attach(&a2, &m2.w, m2.sel, &spec_default, 42), 0);
@@ -200,8 +160,8 @@ static void test_streams(void **state) {
     assert_true(memcmp(a3.tensors[0].data, t1->data, 64 * sizeof(float)) != 0);
     lora_detach(&a3);
     lora_detach(&a1);
-    model_free(&m1);
-    model_free(&m2);
+    bare_model_free(&m1);
+    bare_model_free(&m2);
 }
 
 static void test_scale(void **state) {
@@ -210,8 +170,8 @@ static void test_scale(void **state) {
     assert_true(lora_scale(16, 8, true) == (float)(16.0 / sqrt(8.0)));
     assert_true(lora_scale(16, 8, true) != lora_scale(16, 8, false));
     model m;
-    model_load(&m, "e2b");
-    select_re(&m, "model.language_model.layers.[0-9]+.mlp.gate_proj");
+    bare_model_variant(&m, "e2b");
+    bare_model_select(&m, "model.language_model.layers.[0-9]+.mlp.gate_proj");
     lora_spec s = spec_default;
     s.rslora = true, s.alpha = 16, s.r = 4;
     lora_adapter a;
@@ -222,16 +182,16 @@ static void test_scale(void **state) {
         assert_int_equal(a.mods[k].r, 4);
     }
     lora_detach(&a);
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 /* PEFT's names and shapes, hung on the right parameters, in one block; detach unhooks. */
 static void test_layout(void **state) {
     model m;
-    model_load(&m, "e2b");
+    bare_model_variant(&m, "e2b");
     /* Layer 20 is KV-shared: it has no k_proj, so two modules. */
-    assert_int_equal(select_re(&m, "model.language_model.layers.20.self_attn.(q|k|o)_proj|"
-                                   "model.language_model.per_layer_model_projection"),
+    assert_int_equal(bare_model_select(&m, "model.language_model.layers.20.self_attn.(q|k|o)_proj|"
+                                           "model.language_model.per_layer_model_projection"),
                      3);
     lora_adapter a;
     lora_spec s = spec_default;
@@ -264,7 +224,7 @@ static void test_layout(void **state) {
     /* per_layer_model_projection: [L * P, H] = [35 * 256, 1536]. */
     assert_int_equal(a.tensors[1].shape[0], 35 * 256);
     int hung = 0;
-    for (int i = 0; i < m.ts.n; i++) {
+    for (int i = 0; i < m.d.ts.n; i++) {
         g4_lora *L = m.w.params[i].lora;
         assert_true((L != NULL) == m.sel[i]);
         if (L) hung++, assert_true(L->dropout == 0.1f);
@@ -275,7 +235,7 @@ static void test_layout(void **state) {
     lora_set_train(&a, true);
     assert_true(a.mods[2].dropout == 0.1f);
     lora_detach(&a);
-    for (int i = 0; i < m.ts.n; i++) assert_null(m.w.params[i].lora);
+    for (int i = 0; i < m.d.ts.n; i++) assert_null(m.w.params[i].lora);
 
     /* Not trained: no gradients; nothing selected: an empty set. */
     s.train = false;
@@ -283,11 +243,11 @@ static void test_layout(void **state) {
     assert_null(a.tensors[0].grad);
     assert_null(a.mods[0].dA);
     lora_detach(&a);
-    memset(m.sel, 0, (size_t)m.ts.n);
+    memset(m.sel, 0, (size_t)m.d.ts.n);
     assert_int_equal(lora_attach(&a, &m.w, m.sel, &s, 3), 0);
     assert_int_equal(a.n_tensors, 0);
     lora_detach(&a);
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 /* Expert tensors, as PEFT's ParamWrapper names and shapes them: one wrapper per parameter on
@@ -295,9 +255,10 @@ static void test_layout(void **state) {
  * A [r*E, in], B [out, r*E]. */
 static void test_expert_layout(void **state) {
     model m;
-    model_load(&m, "26b-a4b");
-    int64_t E = m.cfg.num_experts, H = m.plan.H, Ie = m.cfg.moe_intermediate_size;
-    assert_int_equal(select_re(&m, "model.language_model.layers.3.experts.(gate_up|down)_proj"), 2);
+    bare_model_variant(&m, "26b-a4b");
+    int64_t E = m.d.cfg.num_experts, H = m.d.plan.H, Ie = m.d.cfg.moe_intermediate_size;
+    assert_int_equal(
+        bare_model_select(&m, "model.language_model.layers.3.experts.(gate_up|down)_proj"), 2);
     lora_adapter a;
     lora_spec s = spec_default;
     s.r = 2;
@@ -322,21 +283,23 @@ static void test_expert_layout(void **state) {
     for (int64_t i = 0; i < a.tensors[1].numel; i++) assert_true(a.tensors[1].data[i] == 0.0f);
     lora_detach(&a);
     /* gate_up_proj alone: no nesting. */
-    assert_int_equal(select_re(&m, "model.language_model.layers.3.experts.gate_up_proj"), 1);
+    assert_int_equal(bare_model_select(&m, "model.language_model.layers.3.experts.gate_up_proj"),
+                     1);
     assert_int_equal(lora_attach(&a, &m.w, m.sel, &s, 1), 0);
     want = eft_asprintf("%s.lora_A.weight", pre);
     assert_string_equal(a.tensors[0].name, want);
     eft_free(want);
     lora_detach(&a);
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 static void test_refusals(void **state) {
     model m;
-    model_load(&m, "26b-a4b");
+    bare_model_variant(&m, "26b-a4b");
     lora_adapter a;
     /* Expert tensors take LoRA (PEFT's target_parameters), but not with dropout. */
-    assert_int_equal(select_re(&m, "model.language_model.layers.0.experts.gate_up_proj"), 1);
+    assert_int_equal(bare_model_select(&m, "model.language_model.layers.0.experts.gate_up_proj"),
+                     1);
     lora_spec drop = spec_default;
     drop.dropout = 0.1;
     assert_int_equal(lora_attach(&a, &m.w, m.sel, &drop, 0), -1);
@@ -344,15 +307,15 @@ static void test_refusals(void **state) {
                                    "lora_dropout is 0.1, but PEFT cannot apply dropout");
     eft_err_clear();
     /* Nothing was hung by a refused attach. */
-    for (int i = 0; i < m.ts.n; i++) assert_null(m.w.params[i].lora);
+    for (int i = 0; i < m.d.ts.n; i++) assert_null(m.w.params[i].lora);
     /* The router is an nn.Linear: all-linear LoRA wraps it in PEFT, and so here. */
-    assert_int_equal(select_re(&m, "model.language_model.layers.0.router.proj"), 1);
+    assert_int_equal(bare_model_select(&m, "model.language_model.layers.0.router.proj"), 1);
     assert_int_equal(lora_attach(&a, &m.w, m.sel, &spec_default, 0), 0);
     assert_int_equal(a.n_tensors, 2);
     assert_string_equal(a.tensors[0].name,
                         "base_model.model.model.language_model.layers.0.router.proj.lora_A.weight");
     lora_detach(&a);
-    select_re(&m, "model.language_model.layers.0.self_attn.q_proj");
+    bare_model_select(&m, "model.language_model.layers.0.self_attn.q_proj");
     lora_spec s = spec_default;
     s.r = 0;
     assert_int_equal(lora_attach(&a, &m.w, m.sel, &s, 0), -1);
@@ -362,7 +325,7 @@ static void test_refusals(void **state) {
     assert_int_equal(lora_attach(&a, &m.w, m.sel, &s, 0), -1);
     assert_contains(eft_err_msg(), "lora_dropout");
     eft_err_clear();
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 static int spec_of(const char *yaml, lora_spec *s) {
@@ -404,12 +367,11 @@ static void test_spec_from_config(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kaiming_bound),    cmocka_unit_test(test_default_init),
-        cmocka_unit_test(test_gaussian_init),    cmocka_unit_test(test_linear_init),
-        cmocka_unit_test(test_streams),          cmocka_unit_test(test_scale),
-        cmocka_unit_test(test_layout),           cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_expert_layout),
-        cmocka_unit_test(test_spec_from_config),
+        cmocka_unit_test(test_kaiming_bound), cmocka_unit_test(test_default_init),
+        cmocka_unit_test(test_gaussian_init), cmocka_unit_test(test_linear_init),
+        cmocka_unit_test(test_streams),       cmocka_unit_test(test_scale),
+        cmocka_unit_test(test_layout),        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_expert_layout), cmocka_unit_test(test_spec_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
  * save that leaves the old adapter in place, and the user errors of a bad folder. The tiny
  * presets' tensor lists stand in for a model: saving and loading touch names and shapes only.
  * (That PEFT itself loads what eft writes is test_peft_io_compat.c's job.) */
+#include "support/bare_model.h"
 #include "support/test.h"
 
 #include "base/err.h"
@@ -11,9 +12,6 @@
 #include "io/config.h"
 #include "io/json.h"
 #include "io/safetensors.h"
-#include "model/g4_config.h"
-#include "model/g4_init.h"
-#include "model/g4_plan.h"
 #include "model/g4_weights.h"
 #include "peft/lora.h"
 #include "peft/lora_target.h"
@@ -24,52 +22,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A preset's tensor list with valueless parameters (all peft_load and lora_attach touch). */
-typedef struct model {
-    g4_config cfg;
-    g4_plan plan;
-    g4_tensors ts;
-    g4_weights w;
-    bool *sel;
-} model;
-
-static void model_init(model *m, const char *preset, bool text_only) {
-    memset(m, 0, sizeof *m);
-    char *json = g4_preset_config_json(g4_preset_find(preset), text_only, 0);
-    cJSON *root = eft_json_parse(json, strlen(json), "config.json");
-    assert_non_null(root);
-    if (g4_config_parse(&m->cfg, root, "config.json")) fail_msg("%s", eft_err_msg());
-    cJSON_Delete(root);
-    eft_free(json);
-    g4_plan_build(&m->plan, &m->cfg);
-    g4_tensors_build(&m->plan, &m->ts);
-    m->w.plan = &m->plan;
-    m->w.ts = &m->ts;
-    m->w.params = eft_calloc((size_t)m->ts.n, sizeof *m->w.params);
-    for (int i = 0; i < m->ts.n; i++) m->w.params[i].t = &m->ts.t[i];
-    m->sel = eft_calloc((size_t)m->ts.n, sizeof *m->sel);
-}
-
-static void model_free(model *m) {
-    eft_free(m->sel);
-    eft_free(m->w.params);
-    g4_tensors_free(&m->ts);
-    g4_plan_free(&m->plan);
-    g4_config_free(&m->cfg);
-}
-
-static int select_re(model *m, const char *regex) {
-    int n = 0;
-    for (int i = 0; i < m->ts.n; i++) {
-        m->sel[i] = m->ts.t[i].module[0] && lora_match_regex(regex, m->ts.t[i].module) == 1;
-        n += m->sel[i];
-    }
-    return n;
-}
+typedef bare_model model;
 
 static int attached(const model *m) {
     int n = 0;
-    for (int i = 0; i < m->ts.n; i++) n += m->w.params[i].lora != NULL;
+    for (int i = 0; i < m->d.ts.n; i++) n += m->w.params[i].lora != NULL;
     return n;
 }
 
@@ -78,7 +35,7 @@ static const char *attn_mlp_regex = "model.language_model.layers.[\\d]+.(_checkp
 
 /* An adapter with random A and B (init false) on every attention and MLP projection. */
 static void make_adapter(model *m, lora_adapter *a, uint64_t seed) {
-    assert_true(select_re(m, attn_mlp_regex) > 0);
+    assert_true(bare_model_select(m, attn_mlp_regex) > 0);
     lora_spec s = {4, 8.0, true, 0.05, LORA_INIT_LINEAR, true};
     assert_int_equal(lora_attach(a, &m->w, m->sel, &s, seed), 0);
 }
@@ -123,8 +80,8 @@ static void assert_same_file(const char *d1, const char *d2, const char *name) {
 
 static void test_round_trip(void **state) {
     model m1, m2;
-    model_init(&m1, "tiny-31b", false);
-    model_init(&m2, "tiny-31b", false);
+    bare_model_preset(&m1, "tiny-31b", false);
+    bare_model_preset(&m2, "tiny-31b", false);
     lora_adapter a, b;
     make_adapter(&m1, &a, 9);
     peft_config pc = regex_config(), pc2;
@@ -158,8 +115,8 @@ static void test_round_trip(void **state) {
     lora_detach(&a);
     eft_free(dir2);
     test_tmpdir_cleanup(dir);
-    model_free(&m1);
-    model_free(&m2);
+    bare_model_free(&m1);
+    bare_model_free(&m2);
 }
 
 static void assert_json_str(const cJSON *o, const char *key, const char *want) {
@@ -182,7 +139,7 @@ static void assert_json_kind(const cJSON *o, const char *key, int type) {
 /* What PEFT's loader reads: file names, tensor names and dtypes, metadata, config keys. */
 static void test_file_layout(void **state) {
     model m;
-    model_init(&m, "tiny-31b", false);
+    bare_model_preset(&m, "tiny-31b", false);
     lora_adapter a;
     make_adapter(&m, &a, 1);
     peft_config pc = regex_config();
@@ -257,7 +214,7 @@ static void test_file_layout(void **state) {
     eft_free(json);
     lora_detach(&a);
     test_tmpdir_cleanup(dir);
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 static int config_of(const char *yaml, eft_config *c) {
@@ -272,7 +229,7 @@ static int config_of(const char *yaml, eft_config *c) {
 /* target_modules as the run's config wrote it; exact module paths for lora_target_linear. */
 static void test_config_from_run(void **state) {
     model m;
-    model_init(&m, "tiny-e2b", false);
+    bare_model_preset(&m, "tiny-e2b", false);
     eft_config c;
     lora_adapter a;
     peft_config pc;
@@ -285,7 +242,7 @@ static void test_config_from_run(void **state) {
     for (int k = 0; k < 3; k++) {
         assert_int_equal(config_of(yaml[k], &c), 0);
         assert_int_equal(lora_spec_from_config(&s, &c), 0);
-        assert_true(lora_select(&c, &m.ts, m.sel) > 0);
+        assert_true(lora_select(&c, &m.d.ts, m.sel) > 0);
         assert_int_equal(lora_attach(&a, &m.w, m.sel, &s, 0), 0);
         peft_config_from_run(&pc, &c, &a);
         assert_string_equal(pc.base_model, "google/gemma-4-E2B");
@@ -310,13 +267,13 @@ static void test_config_from_run(void **state) {
         lora_detach(&a);
         cfg_free(&c);
     }
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 /* A save that fails while writing either file leaves the previous adapter as it was. */
 static void test_atomic_save(void **state) {
     model m;
-    model_init(&m, "tiny-31b", false);
+    bare_model_preset(&m, "tiny-31b", false);
     lora_adapter a1;
     make_adapter(&m, &a1, 1);
     peft_config pc = regex_config();
@@ -354,7 +311,7 @@ static void test_atomic_save(void **state) {
     peft_config_free(&pc);
     eft_free(ref), eft_free(out);
     test_tmpdir_cleanup(dir);
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 /* ---- bad folders ---- */
@@ -411,7 +368,7 @@ static const tdesc good[] = {
  * attached. */
 static void expect_error(const char *dir, const char *want) {
     model m;
-    model_init(&m, "tiny-31b", false);
+    bare_model_preset(&m, "tiny-31b", false);
     lora_adapter a;
     peft_config pc;
     if (peft_load(dir, &m.w, false, &a, &pc) == 0)
@@ -420,7 +377,7 @@ static void expect_error(const char *dir, const char *want) {
     assert_contains(eft_err_msg(), want);
     eft_err_clear();
     assert_int_equal(attached(&m), 0);
-    model_free(&m);
+    bare_model_free(&m);
 }
 
 static void test_errors(void **state) {
@@ -431,7 +388,7 @@ static void test_errors(void **state) {
     /* The good folder loads, with PEFT's defaults for what it leaves out. */
     write_folder(d, cfg_qk, good, 4);
     model m;
-    model_init(&m, "tiny-31b", false);
+    bare_model_preset(&m, "tiny-31b", false);
     lora_adapter a;
     peft_config pc;
     if (peft_load(d, &m.w, false, &a, &pc)) fail_msg("%s", eft_err_msg());
@@ -440,7 +397,7 @@ static void test_errors(void **state) {
     assert_null(a.tensors[0].grad);
     lora_detach(&a);
     peft_config_free(&pc);
-    model_free(&m);
+    bare_model_free(&m);
 
     eft_remove_tree(d);
     write_folder(d, NULL, good, 4);
@@ -558,7 +515,7 @@ static void test_half_dtypes(void **state) {
     st_writer_free(w);
     eft_free(p);
     model m;
-    model_init(&m, "tiny-31b", false);
+    bare_model_preset(&m, "tiny-31b", false);
     lora_adapter a;
     peft_config pc;
     if (peft_load(dir, &m.w, true, &a, &pc)) fail_msg("%s", eft_err_msg());
@@ -572,7 +529,7 @@ static void test_half_dtypes(void **state) {
     }
     lora_detach(&a);
     peft_config_free(&pc);
-    model_free(&m);
+    bare_model_free(&m);
     test_tmpdir_cleanup(dir);
 }
 
