@@ -30,8 +30,8 @@ static char *checkpoint_dir(const char *path) {
 }
 
 static int merge(const eft_config *c) {
-    const char *adapter_dir = c->lora_model_dir.v && *c->lora_model_dir.v ? c->lora_model_dir.v
-                                                                          : c->output_dir.v;
+    const char *adapter_dir =
+        c->lora_model_dir.v && *c->lora_model_dir.v ? c->lora_model_dir.v : c->output_dir.v;
     if (!adapter_dir || !*adapter_dir)
         return eft_fail("%s: merge-lora needs the adapter: set lora_model_dir (or output_dir, "
                         "where eft train saved it).",

@@ -22,10 +22,18 @@ static int rank_of(const g4_param *p) {
 
 static const g4_param *layer_lin(const g4_weights *w, int l, int k) {
     const g4_layer_params *L = &w->layers[l];
-    const g4_param *by_kind[G4L_N] = {
-        L->q,        L->k,        L->v,           L->o,
-        L->gate,     L->up,       L->down,        L->ple_gate,
-        L->ple_proj, L->router_proj, L->experts_gate_up, L->experts_down};
+    const g4_param *by_kind[G4L_N] = {L->q,
+                                      L->k,
+                                      L->v,
+                                      L->o,
+                                      L->gate,
+                                      L->up,
+                                      L->down,
+                                      L->ple_gate,
+                                      L->ple_proj,
+                                      L->router_proj,
+                                      L->experts_gate_up,
+                                      L->experts_down};
     return by_kind[k];
 }
 

@@ -134,8 +134,7 @@ static void init_param(const g4_param *par, float *out, void *vctx) {
      * and fp32 rounding alone could choose between experts (in the golden tests, between eft and
      * transformers). */
     double std = strstr(t->name, "router.proj") ? 1.0 : c->std;
-    for (int64_t i = 0; i < t->numel; i++)
-        out[i] = ones ? 1.0f : (float)(std * eft_rng_normal(&r));
+    for (int64_t i = 0; i < t->numel; i++) out[i] = ones ? 1.0f : (float)(std * eft_rng_normal(&r));
     /* nn.Embedding(padding_idx=pad): the pad row starts at zero. */
     if ((strstr(t->name, "embed_tokens.weight") || strstr(t->name, "embed_tokens_per_layer")) &&
         c->pad >= 0 && c->pad < t->shape[0])

@@ -14,9 +14,18 @@
 
 /* The linear maps of one layer that may carry an adapter, for the saved adapter inputs. */
 enum {
-    G4L_Q, G4L_K, G4L_V, G4L_O, G4L_GATE, G4L_UP, G4L_DOWN, G4L_PLE_GATE, G4L_PLE_PROJ,
+    G4L_Q,
+    G4L_K,
+    G4L_V,
+    G4L_O,
+    G4L_GATE,
+    G4L_UP,
+    G4L_DOWN,
+    G4L_PLE_GATE,
+    G4L_PLE_PROJ,
     G4L_ROUTER, /* router.proj: an nn.Linear, so all-linear LoRA wraps it (PEFT, Axolotl) */
-    G4L_EXPERTS_GATE_UP, G4L_EXPERTS_DOWN, /* per (token, expert) slot: [N*K, r] in slot order */
+    G4L_EXPERTS_GATE_UP, /* expert tensors: x Aᵀ per (token, expert) slot, [N*K, r] in slot order */
+    G4L_EXPERTS_DOWN,
     G4L_N
 };
 
@@ -62,7 +71,7 @@ struct g4_layer_acts {
     float *rstd_pre_ffw_2;  /* [N] */
     float *x_moe;           /* [N, H] pre_feedforward_layernorm_2(h_mid): the experts' input */
     float *expert_gu;       /* [N*K, 2 I_e] gate|up of each slot, in slot_order */
-    float *moe_out;         /* [N, H] sum of w * expert output: post_feedforward_layernorm_2's input */
+    float *moe_out; /* [N, H] sum of w * expert output: post_feedforward_layernorm_2's input */
     float *rstd_post_ffw_2; /* [N] */
     float *ffw_sum;         /* [N, H] m1 + m2: post_feedforward_layernorm's input */
 };
@@ -108,11 +117,11 @@ typedef struct g4_fwd_tmp {
     float *ple_in; /* [N, P] this layer's slice of ple, contiguous */
     float *lora;   /* [N, r] scaled adapter input */
     /* MoE */
-    float *logits;     /* [N, E] router scores, then probabilities */
-    float *xg, *y;     /* [N, H] one expert's gathered inputs and outputs */
-    float *act;        /* [N, I_e] gelu(gate) * up of one expert */
-    float *m2;         /* [N, H] post_feedforward_layernorm_2(moe_out) */
-    float *lora_b;     /* [max(2 I_e, H), r] one expert's lora_B, gathered */
+    float *logits; /* [N, E] router scores, then probabilities */
+    float *xg, *y; /* [N, H] one expert's gathered inputs and outputs */
+    float *act;    /* [N, I_e] gelu(gate) * up of one expert */
+    float *m2;     /* [N, H] post_feedforward_layernorm_2(moe_out) */
+    float *lora_b; /* [max(2 I_e, H), r] one expert's lora_B, gathered */
 } g4_fwd_tmp;
 void g4_carve_fwd_tmp(g4_model *m, g4_fwd_tmp *t, int l, int N);
 

@@ -163,8 +163,8 @@ static void mlp_backward(g4_model *m, int l, g4_layer_acts *a, float *dh, g4_bwd
     Z(t->d_branch, N * H);
     if (p->layers[l].moe) { /* d_branch = d mlp_out through post_feedforward_layernorm_1 */
         Z(t->d_ffw, N * H);
-        ops_rmsnorm_backward(t->d_ffw, gf(W->post_ffw_norm), dh, a->ffw_sum,
-                             wf(W->post_ffw_norm), a->rstd_post_ffw, N, (int)H);
+        ops_rmsnorm_backward(t->d_ffw, gf(W->post_ffw_norm), dh, a->ffw_sum, wf(W->post_ffw_norm),
+                             a->rstd_post_ffw, N, (int)H);
         g4_moe_backward(m, l, a, t, dh, t->d_branch);
     } else {
         ops_rmsnorm_backward(t->d_branch, gf(W->post_ffw_norm), dh, a->mlp_out,

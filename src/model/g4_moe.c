@@ -32,8 +32,8 @@ typedef struct moe_dims {
 
 static moe_dims dims_of(const g4_model *m) {
     const g4_config *c = m->plan->cfg;
-    return (moe_dims){((g4_state *)m->state)->N, (int)m->plan->H, c->num_experts,
-                      c->top_k_experts, (int)c->moe_intermediate_size};
+    return (moe_dims){((g4_state *)m->state)->N, (int)m->plan->H, c->num_experts, c->top_k_experts,
+                      (int)c->moe_intermediate_size};
 }
 
 /* Expert x's [rows, cols] slice of a 3-D expert tensor. */
@@ -89,7 +89,9 @@ static float *xa_at(const g4_layer_acts *a, int kind, const g4_param *P, int sta
     return P->lora ? a->xa[kind] + (size_t)start * (size_t)P->lora->r : NULL;
 }
 
-static float eps_of(const g4_model *m) { return (float)m->plan->cfg->rms_norm_eps; }
+static float eps_of(const g4_model *m) {
+    return (float)m->plan->cfg->rms_norm_eps;
+}
 
 /* Router: router_x, the top-k experts and their renormalised weights; then the slots grouped by
  * expert. logits [N, E] is scratch. */
@@ -138,8 +140,7 @@ static void route(g4_model *m, const g4_layer_params *W, g4_layer_acts *a, float
 }
 
 /* The final weight of a slot: w~ * per_expert_scale. */
-static inline float slot_weight(const g4_layer_params *W, const g4_layer_acts *a, int slot,
-                                int x) {
+static inline float slot_weight(const g4_layer_params *W, const g4_layer_acts *a, int slot, int x) {
     return a->topk_w[slot] * W->per_expert_scale->f32[x];
 }
 
@@ -186,8 +187,8 @@ void g4_moe_forward(g4_model *m, int l, g4_layer_acts *a, g4_fwd_tmp *t) {
 
 /* The router's backward from the gradient of the final slot weights (t->dw [N, K]) into dh_mid
  * and the router's parameters. */
-static void route_backward(g4_model *m, const g4_layer_params *W, g4_layer_acts *a,
-                           g4_bwd_tmp *t, float *dh_mid, moe_dims d) {
+static void route_backward(g4_model *m, const g4_layer_params *W, g4_layer_acts *a, g4_bwd_tmp *t,
+                           float *dh_mid, moe_dims d) {
     Z(t->dlogits, (size_t)d.N * d.E);
     float *dpes = W->per_expert_scale->grad;
     for (int tok = 0; tok < d.N; tok++) {
@@ -231,8 +232,8 @@ void g4_moe_backward(g4_model *m, int l, g4_layer_acts *a, g4_bwd_tmp *t, float 
     moe_dims d = dims_of(m);
     /* ffw = m1 + m2: both branches receive d_ffw. */
     Z(t->d_moe_out, (size_t)d.N * d.H);
-    ops_rmsnorm_backward(t->d_moe_out, W->post_ffw_norm_2->grad, t->d_ffw, a->moe_out, W->post_ffw_norm_2->f32, a->rstd_post_ffw_2, d.N,
-                         d.H);
+    ops_rmsnorm_backward(t->d_moe_out, W->post_ffw_norm_2->grad, t->d_ffw, a->moe_out,
+                         W->post_ffw_norm_2->f32, a->rstd_post_ffw_2, d.N, d.H);
     ops_rmsnorm_backward(d_mlp_out, W->post_ffw_norm_1->grad, t->d_ffw, a->mlp_out,
                          W->post_ffw_norm_1->f32, a->rstd_post_ffw_1, d.N, d.H);
     Z(t->dx_moe, (size_t)d.N * d.H);

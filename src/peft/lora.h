@@ -89,9 +89,9 @@ typedef struct lora_adapter {
 /* Hangs an adapter on every parameter w->params[i] with selected[i] (i over w->ts), sized,
  * scaled and initialised by `spec`, drawing from `seed`. Linear maps take one (q/k/v/o,
  * gate/up/down, the PLE linears, the router, MoE expert tensors); selecting the LM head, or an
- * expert tensor with dropout, is a user error naming it. An unselected parameter keeps p->lora == NULL; a selected
- * one must not have an adapter yet. On success *a owns the adapters (lora_detach); on failure
- * nothing is attached. Selecting nothing is allowed (an empty set). */
+ * expert tensor with dropout, is a user error naming it. An unselected parameter keeps p->lora ==
+ * NULL; a selected one must not have an adapter yet. On success *a owns the adapters (lora_detach);
+ * on failure nothing is attached. Selecting nothing is allowed (an empty set). */
 int lora_attach(lora_adapter *a, g4_weights *w, const bool *selected, const lora_spec *spec,
                 uint64_t seed);
 /* Unhooks every adapter from its parameter and frees the set. A zeroed set is fine. */

@@ -57,7 +57,8 @@ static void product(float *d, const g4_lora *L, const g4_tensor *t, int e, float
 
 /* The merged values of base tensor `bt` (adapter on parameter p) into dst, in bt's dtype.
  * Returns |delta| / |W| (L2), or -1 with an error. */
-static double merge_one(void *dst, const st_tensor *bt, const g4_param *p, const lora_merge_opts *o) {
+static double merge_one(void *dst, const st_tensor *bt, const g4_param *p,
+                        const lora_merge_opts *o) {
     const g4_tensor *t = p->t;
     const g4_lora *L = p->lora;
     size_t n = (size_t)bt->numel, per = (size_t)t->out * (size_t)t->in;
@@ -146,8 +147,8 @@ static int write_shard(const g4_weights *w, const lora_adapter *a, const st_tens
 
 /* Weight files in any format: never copied (the merged shards replace the safetensors ones). */
 static bool weight_file(const char *name) {
-    static const char *ext[] = {".safetensors", ".bin", ".gguf", ".pt", ".pth", ".ckpt", ".h5",
-                                ".msgpack"};
+    static const char *ext[] = {".safetensors", ".bin",  ".gguf", ".pt",
+                                ".pth",         ".ckpt", ".h5",   ".msgpack"};
     size_t n = strlen(name);
     for (size_t i = 0; i < EFT_ARRAY_LEN(ext); i++) {
         size_t m = strlen(ext[i]);

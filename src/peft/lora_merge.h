@@ -40,11 +40,11 @@ typedef struct lora_merge_opts {
 } lora_merge_opts;
 
 typedef struct lora_merge_stats {
-    int shards;         /* files written */
-    int merged;         /* tensors that got a delta */
-    int copied;         /* tensors copied unchanged */
-    int files;          /* other files copied */
-    double max_rel;     /* largest |delta| / |W| (L2, per tensor): a near-zero adapter shows */
+    int shards;     /* files written */
+    int merged;     /* tensors that got a delta */
+    int copied;     /* tensors copied unchanged */
+    int files;      /* other files copied */
+    double max_rel; /* largest |delta| / |W| (L2, per tensor): a near-zero adapter shows */
 } lora_merge_stats;
 
 /* Writes the merged checkpoint of `w` (loaded from base_dir, a checkpoint folder) with the

@@ -179,9 +179,8 @@ static int check_tensors(const st_archive *ar, const g4_tensors *ts, const peft_
                             file, t->name, t->ndim == 2 ? "[" : "(not 2-D) [",
                             (long long)(t->ndim > 0 ? t->shape[0] : 0),
                             (long long)(t->ndim > 1 ? t->shape[1] : 0), (long long)want0,
-                            (long long)want1, pc->r, PEFT_CONFIG_NAME, g->module,
-                            (long long)g->out, (long long)g->in,
-                            g->count > 1 ? " per expert" : "");
+                            (long long)want1, pc->r, PEFT_CONFIG_NAME, g->module, (long long)g->out,
+                            (long long)g->in, g->count > 1 ? " per expert" : "");
         sel[i] = true;
         seen[i] |= is_b ? 2 : 1;
     }

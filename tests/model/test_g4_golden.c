@@ -1,9 +1,9 @@
 /* test_g4_golden.c: eft's Gemma 4 against Hugging Face transformers, without Python.
  *
  * tools/make_golden.sh wrote tests/data_files/golden/<preset>.safetensors from transformers
- * (fp32, eager attention, eager experts): the loss, the logits and every parameter's gradient for the packed
- * rows of rows.jsonl (three rows; documents of 9, 1 and 14 tokens; a document with every label
- * ignored; sequences longer than the sliding windows). Here eft rebuilds the same checkpoints
+ * (fp32, eager attention, eager experts): the loss, the logits and every parameter's gradient for
+ * the packed rows of rows.jsonl (three rows; documents of 9, 1 and 14 tokens; a document with every
+ * label ignored; sequences longer than the sliding windows). Here eft rebuilds the same checkpoints
  * (`eft init-model`, same seed), runs the same rows through `eft debug loss`, and compares:
  * loss relative error <= 1e-5, logits max absolute error <= 1e-4, each gradient tensor's
  * relative L2 error <= 1e-4. Gradient checkpointing must change no bit.
@@ -40,9 +40,9 @@ static void test_26b_a4b(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_e2b), cmocka_unit_test(test_e2b_text),
-        cmocka_unit_test(test_e4b), cmocka_unit_test(test_12b),
-        cmocka_unit_test(test_31b), cmocka_unit_test(test_31b_text),
+        cmocka_unit_test(test_e2b),     cmocka_unit_test(test_e2b_text),
+        cmocka_unit_test(test_e4b),     cmocka_unit_test(test_12b),
+        cmocka_unit_test(test_31b),     cmocka_unit_test(test_31b_text),
         cmocka_unit_test(test_26b_a4b),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -248,10 +248,8 @@ static void test_routing_spreads(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full_gradients),
-        cmocka_unit_test(test_router_lora_gradients),
-        cmocka_unit_test(test_expert_lora_gradients),
-        cmocka_unit_test(test_recompute_same_bits),
+        cmocka_unit_test(test_full_gradients),        cmocka_unit_test(test_router_lora_gradients),
+        cmocka_unit_test(test_expert_lora_gradients), cmocka_unit_test(test_recompute_same_bits),
         cmocka_unit_test(test_routing_spreads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

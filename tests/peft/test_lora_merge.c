@@ -76,8 +76,8 @@ static void run_merge(const fx *f) {
 
 /* The merged folder against PEFT's values and the base's bytes. */
 static void check_against_peft(const fx *f, const char *fixture) {
-    char *ref_path = eft_asprintf("%s/tests/data_files/golden/%s-merged.safetensors",
-                                  EFT_SOURCE_DIR, fixture);
+    char *ref_path =
+        eft_asprintf("%s/tests/data_files/golden/%s-merged.safetensors", EFT_SOURCE_DIR, fixture);
     char *merged_dir = eft_path_join(f->out, "merged");
     st_archive *ref, *base, *merged;
     if (st_open(&ref, ref_path) || st_open(&base, f->base) || st_open(&merged, merged_dir))
@@ -112,7 +112,8 @@ static void check_against_peft(const fx *f, const char *fixture) {
     print_message("%s: %zu tensors merged, %zu of %zu values one bf16 step from PEFT's\n", fixture,
                   adapted, off_by_one, values);
     assert_true(off_by_one * 500 <= values);
-    char *cfg_a = eft_path_join(f->base, "config.json"), *cfg_b = eft_path_join(merged_dir, "config.json");
+    char *cfg_a = eft_path_join(f->base, "config.json"),
+         *cfg_b = eft_path_join(merged_dir, "config.json");
     char *gen = eft_path_join(merged_dir, "generation_config.json");
     size_t na, nb;
     char *a = eft_read_file(cfg_a, &na), *b = eft_read_file(cfg_b, &nb);
@@ -143,7 +144,8 @@ static void check_fixture(const char *fixture, const char *preset) {
     run_merge(&f);
     check_against_peft(&f, fixture);
     char *merged = eft_path_join(f.out, "merged");
-    double with = loss_of(f.base, f.adapter), base = loss_of(f.base, NULL), m = loss_of(merged, NULL);
+    double with = loss_of(f.base, f.adapter), base = loss_of(f.base, NULL),
+           m = loss_of(merged, NULL);
     print_message("loss: base %.6f, base + adapter %.6f, merged %.6f\n", base, with, m);
     /* bf16 rounding of the merged weights moves the loss a little (and may move a token's
      * experts), far less than the adapter does. */

@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static double run_loss(const char *model, const char *adapter, const char *rows) {
     char *cmd = adapter ? eft_asprintf("debug loss --model %s --adapter %s --input %s", model,
                                        adapter, rows)
