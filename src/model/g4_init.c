@@ -28,6 +28,9 @@ const g4_preset g4_presets[] = {
     /* 31B-shaped at ~125M parameters: the speed benchmark's model (bench/bench_model.sh). */
     {"bench-31b", "31B", false, 32768, 1024, 4096, 6,     8, 4, 128, 256,
      1,           true,  6,     512,   0,    0,    false, 0, 0, 0},
+    /* 26B-A4B-shaped at ~150M parameters (32 experts, top 4): the MoE speed benchmark's model. */
+    {"bench-26b-a4b", "26B-A4B", false, 32768, 1024, 768, 6, 8, 4, 128, 256,
+     1,               true,      6,     512,   0,    0,   false, 32, 4, 256},
     /* The demo's model: 31B-shaped, big enough to learn a small task on a laptop CPU. */
     {"demo-31b", "31B", false, 512, 144, 384, 4,     4, 2, 32, 64,
      1,          true,  4,     64,  0,   0,   false, 0, 0, 0},
