@@ -32,31 +32,41 @@ typedef struct moe_dims {
 
 static moe_dims dims_of(const g4_model *m) {
     const g4_config *c = m->plan->cfg;
-    return (moe_dims){((g4_state *)m->state)->N, (int)m->plan->H, c->num_experts,
-                      c->top_k_experts, (int)c->moe_intermediate_size};
-}
-
-/* Expert x's [rows, cols] slice of a 3-D expert tensor. */
-static ops_weight expert_slice(ops_weight w, int x, size_t per_expert) {
-    size_t off = (size_t)x * per_expert;
-    if (w.dtype == OPS_W_BF16) return ops_w_bf16((const uint16_t *)w.data + off);
-    return ops_w_real((const float *)w.data + off);
+    return (moe_dims){((g4_state *)m->state)->N, (int)m->plan->H, c->num_experts, c->top_k_experts,
+                      (int)c->moe_intermediate_size};
 }
 
 /* One expert's linear map as a parameter of its own, so that g4_linear.c runs it with its
  * adapter: the weight and gradient slices, and a g4_lora over A's rows x*r... and B's columns
  * j*E + x (PEFT's layout, peft/lora.h), gathered into b [out, r]. With db, the adapter's dB goes
- * to db [out, r] (zeroed here) for expert_map_done to add back. */
+ * to db [out, r] (zeroed here) for expert_map_done to add back. An NF4 expert tensor (QLoRA with
+ * quantize_moe_experts) was quantised whole, as Axolotl flattens it: the expert's weight is a
+ * view of it (q), whose blocks and absmax groups stay the whole tensor's (ops/nf4.h). */
 typedef struct expert_map {
     g4_param p;
     g4_lora L;
+    ops_nf4 q; /* the NF4 view p.w points to */
 } expert_map;
+
+/* Expert x's [out, in] slice of a 3-D expert tensor w (per = out * in values each). */
+static ops_weight expert_slice(expert_map *v, ops_weight w, int x, size_t per) {
+    size_t off = (size_t)x * per;
+    switch (w.dtype) {
+    case OPS_W_NF4:
+        v->q = ops_nf4_view(w.data, (int64_t)off, (int64_t)per);
+        return ops_w_nf4(&v->q);
+    case OPS_W_BF16:
+        return ops_w_bf16((const uint16_t *)w.data + off);
+    default:
+        return ops_w_real((const float *)w.data + off);
+    }
+}
 
 static void expert_map_open(expert_map *v, const g4_param *P, int x, int E, float *b, float *db) {
     const g4_tensor *t = P->t;
     size_t per = (size_t)t->out * (size_t)t->in;
     v->p = (g4_param){.t = t,
-                      .w = expert_slice(P->w, x, per),
+                      .w = expert_slice(v, P->w, x, per),
                       .grad = P->grad ? P->grad + (size_t)x * per : NULL};
     const g4_lora *L = P->lora;
     if (!L) return;
@@ -89,7 +99,9 @@ static float *xa_at(const g4_layer_acts *a, int kind, const g4_param *P, int sta
     return P->lora ? a->xa[kind] + (size_t)start * (size_t)P->lora->r : NULL;
 }
 
-static float eps_of(const g4_model *m) { return (float)m->plan->cfg->rms_norm_eps; }
+static float eps_of(const g4_model *m) {
+    return (float)m->plan->cfg->rms_norm_eps;
+}
 
 /* Router: router_x, the top-k experts and their renormalised weights; then the slots grouped by
  * expert. logits [N, E] is scratch. */
@@ -138,8 +150,7 @@ static void route(g4_model *m, const g4_layer_params *W, g4_layer_acts *a, float
 }
 
 /* The final weight of a slot: w~ * per_expert_scale. */
-static inline float slot_weight(const g4_layer_params *W, const g4_layer_acts *a, int slot,
-                                int x) {
+static inline float slot_weight(const g4_layer_params *W, const g4_layer_acts *a, int slot, int x) {
     return a->topk_w[slot] * W->per_expert_scale->f32[x];
 }
 
@@ -186,8 +197,8 @@ void g4_moe_forward(g4_model *m, int l, g4_layer_acts *a, g4_fwd_tmp *t) {
 
 /* The router's backward from the gradient of the final slot weights (t->dw [N, K]) into dh_mid
  * and the router's parameters. */
-static void route_backward(g4_model *m, const g4_layer_params *W, g4_layer_acts *a,
-                           g4_bwd_tmp *t, float *dh_mid, moe_dims d) {
+static void route_backward(g4_model *m, const g4_layer_params *W, g4_layer_acts *a, g4_bwd_tmp *t,
+                           float *dh_mid, moe_dims d) {
     Z(t->dlogits, (size_t)d.N * d.E);
     float *dpes = W->per_expert_scale->grad;
     for (int tok = 0; tok < d.N; tok++) {
@@ -231,8 +242,8 @@ void g4_moe_backward(g4_model *m, int l, g4_layer_acts *a, g4_bwd_tmp *t, float 
     moe_dims d = dims_of(m);
     /* ffw = m1 + m2: both branches receive d_ffw. */
     Z(t->d_moe_out, (size_t)d.N * d.H);
-    ops_rmsnorm_backward(t->d_moe_out, W->post_ffw_norm_2->grad, t->d_ffw, a->moe_out, W->post_ffw_norm_2->f32, a->rstd_post_ffw_2, d.N,
-                         d.H);
+    ops_rmsnorm_backward(t->d_moe_out, W->post_ffw_norm_2->grad, t->d_ffw, a->moe_out,
+                         W->post_ffw_norm_2->f32, a->rstd_post_ffw_2, d.N, d.H);
     ops_rmsnorm_backward(d_mlp_out, W->post_ffw_norm_1->grad, t->d_ffw, a->mlp_out,
                          W->post_ffw_norm_1->f32, a->rstd_post_ffw_1, d.N, d.H);
     Z(t->dx_moe, (size_t)d.N * d.H);

@@ -176,10 +176,17 @@ ops_nf4 *nf4_quantize(const void *x, st_dtype dtype, int64_t n, bool round_bf16)
     nf4_quantize_absmax(qabsmax, absmax2, absmax, blocks, offset, nf4_map());
     eft_free(absmax);
 
-    *q = (ops_nf4){n, codes, qabsmax, absmax2, nf4_map(), offset, round_bf16};
+    *q = (ops_nf4){.n = n,
+                   .codes = codes,
+                   .qabsmax = qabsmax,
+                   .absmax2 = absmax2,
+                   .map = nf4_map(),
+                   .offset = offset,
+                   .round_bf16 = round_bf16};
     return q;
 }
 
 int64_t nf4_bytes(const ops_nf4 *q) {
+    assert(q->first == 0); /* a whole tensor, not a view */
     return (q->n + 1) / 2 + ops_nf4_blocks(q->n) + 4 * ops_nf4_groups(q->n);
 }
