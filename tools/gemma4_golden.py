@@ -25,9 +25,14 @@ so bitsandbytes quantises every nn.Linear of the text model to NF4:
   bfloat16  what Axolotl's bf16 QLoRA multiplies by: each quantised weight replaced by
             bitsandbytes' dequantize_4bit to bfloat16, in an fp32 model (bitsandbytes cannot run
             bf16 weights under fp32 activations itself: Linear4bit follows the input's dtype).
+With --quantize-moe-experts (and --load-in-4bit) the 3-D MoE expert tensors are NF4 too, as
+Axolotl's quantize_moe_experts makes them: each whole tensor flattened, in fp32, through
+bitsandbytes.functional.quantize_4bit(blocksize=64, quant_type="nf4", compress_statistics=True),
+and replaced by its dequantize_4bit to the compute dtype (what Axolotl's parametrization hands the
+experts' forward).
 With --float64 the weights are bitsandbytes' dequantised values (fp32 or bf16-rounded) in an fp64
 model: the exact reference of the same function. The metadata records "nf4_modules", the number
-of Linear4bit modules the forward ran.
+of Linear4bit modules the forward ran, plus the NF4 expert tensors of the expert modules it ran.
 
 bitsandbytes 0.50.2's CPU dequantize_4bit (its AVX-512 path) indexes the absmax per row, which is
 wrong when a row's length is a multiple of 16 but not of 64 (the tiny presets' 16-wide rows);
@@ -107,18 +112,43 @@ def dequantized_model(model_dir, compute, dtype):
     return model, set(values)
 
 
-def count_calls(model, names):
-    """The set of modules among `names` the forward runs (filled as it runs)."""
+def quantize_experts(model, compute):
+    """Axolotl's quantize_moe_experts on a plain model: every 3-D expert parameter replaced by
+    bitsandbytes' quantise -> dequantise of the whole tensor, flattened. Returns {parameter name:
+    its module's name}."""
+    import bitsandbytes.functional as F
+
+    dtype = torch.bfloat16 if compute == "bfloat16" else torch.float32
+    params = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim != 3 or "experts" not in name:
+                continue
+            flat = p.detach().to(torch.float32).reshape(-1).contiguous()
+            q, state = F.quantize_4bit(flat, blocksize=64, compress_statistics=True,
+                                       quant_type="nf4")
+            state = copy.copy(state)
+            state.dtype = dtype
+            p.copy_(F.dequantize_4bit(q, state).to(p.dtype).reshape(p.shape))
+            params[name] = name.rsplit(".", 1)[0]
+    return params
+
+
+def count_calls(model, names, experts=None):
+    """The set of modules among `names`, and of expert parameters among `experts` ({parameter:
+    module}), the forward runs (filled as it runs)."""
     used = set()
     for name, mod in model.named_modules():
         if name in names:
             mod.register_forward_hook(lambda m, i, o, n=name: used.add(n))
+    for param, module in (experts or {}).items():
+        model.get_submodule(module).register_forward_hook(lambda m, i, o, n=param: used.add(n))
     return used
 
 
-def load_model(model_dir, adapter_dir, dtype=torch.float32, load_in_4bit=None):
-    """The model (with its adapter), and the set the forward fills with the quantised linears it
-    runs."""
+def load_model(model_dir, adapter_dir, dtype=torch.float32, load_in_4bit=None, experts=False):
+    """The model (with its adapter), and the set the forward fills with the quantised linears
+    (and expert tensors) it runs."""
     used = set()
     if load_in_4bit:
         patch_bnb_cpu_dequantize()
@@ -127,7 +157,8 @@ def load_model(model_dir, adapter_dir, dtype=torch.float32, load_in_4bit=None):
             names = {n for n, m in model.named_modules() if type(m).__name__ == "Linear4bit"}
         else:
             model, names = dequantized_model(model_dir, load_in_4bit, dtype)
-        used = count_calls(model, names)
+        nf4_experts = quantize_experts(model, load_in_4bit) if experts else {}
+        used = count_calls(model, names, nf4_experts)
     else:
         # eager experts: the per-expert loop (grouped_mm has no float64), the reference order of
         # the experts' sums, which eft follows.
@@ -156,14 +187,18 @@ def main():
     ap.add_argument("--meta", action="append", default=[], help="KEY=VALUE stored in the file")
     ap.add_argument("--load-in-4bit", choices=["float32", "bfloat16"],
                     help="QLoRA: the base in NF4, dequantised to this compute dtype")
+    ap.add_argument("--quantize-moe-experts", action="store_true",
+                    help="with --load-in-4bit: the 3-D expert tensors in NF4 too (Axolotl's)")
     args = ap.parse_args()
     if args.load_in_4bit and not args.adapter:
         ap.error("--load-in-4bit needs --adapter (a 4-bit base is frozen)")
+    if args.quantize_moe_experts and not args.load_in_4bit:
+        ap.error("--quantize-moe-experts needs --load-in-4bit")
 
     torch.manual_seed(0)
     model, used_4bit = load_model(args.model, args.adapter,
                                   torch.float64 if args.float64 else torch.float32,
-                                  args.load_in_4bit)
+                                  args.load_in_4bit, args.quantize_moe_experts)
     rows = [json.loads(line) for line in open(args.input) if line.strip()]
 
     # Count the trained targets of every row after the shift (label t+1 scores logit t).
@@ -210,6 +245,7 @@ def main():
     if args.load_in_4bit:
         meta["load_in_4bit"] = args.load_in_4bit
         meta["nf4_modules"] = str(len(used_4bit))
+        meta["quantize_moe_experts"] = str(args.quantize_moe_experts).lower()
     meta.update(kv.split("=", 1) for kv in args.meta)
     save_file(tensors, args.out, metadata=meta)
     print(json.dumps({"loss": loss_sum, "tokens": total, "grads": len(tensors) - 4}))

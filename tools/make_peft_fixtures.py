@@ -20,8 +20,9 @@ Two kinds of fixture, both on tiny checkpoints that `eft init-model --seed S` re
 2. QLoRA references (tests/data_files/golden/<name>.safetensors): a PEFT adapter of kind 1 on a
    base checkpoint of the same preset (the first well-conditioned seed), loaded in 4-bit NF4 by transformers and
    bitsandbytes (gemma4_golden.py --load-in-4bit: bitsandbytes' own Linear4bit modules with fp32
-   compute, or its dequantisation to bf16). The conditioning check compares with the same
-   dequantised weights in fp64.
+   compute, or its dequantisation to bf16; tiny-26b-a4b-qlora-experts also has the expert tensors
+   quantised whole as Axolotl's quantize_moe_experts does, --quantize-moe-experts). The
+   conditioning check compares with the same dequantised weights in fp64.
 
 3. eft's adapters, read by PEFT (tests/data_files/peft/<name>/). `eft debug init-adapter` writes
    an adapter for the config beside it (peft_init_lora_weights: false, so B is random), and
@@ -60,10 +61,12 @@ GOLDEN_FIXTURES = [
     # target_parameters (PEFT's ParamWrapper: nested, strided lora_B), all-linear aside.
     ("tiny-26b-a4b-lora", "tiny-26b-a4b", [], AXOLOTL_REGEX, 4, 8, 0.05, EXPERTS),
 ]
-# QLoRA: name, the kind-1 fixture whose base (seed) and adapter it reuses, bnb compute dtype.
+# QLoRA: name, the kind-1 fixture whose base (seed) and adapter it reuses, bnb compute dtype,
+# quantize_moe_experts (the 3-D expert tensors in NF4 too, with their LoRA by target_parameters).
 QLORA_FIXTURES = [
-    ("tiny-31b-qlora-bf16", "tiny-31b-lora", "bfloat16"),
-    ("tiny-e2b-qlora", "tiny-e2b-lora", "float32"),
+    ("tiny-31b-qlora-bf16", "tiny-31b-lora", "bfloat16", False),
+    ("tiny-e2b-qlora", "tiny-e2b-lora", "float32", False),
+    ("tiny-26b-a4b-qlora-experts", "tiny-26b-a4b-lora", "bfloat16", True),
 ]
 # eft's adapter on the text-only layout (Gemma4ForCausalLM, "model.layers.N..."), seed of the
 # checkpoint, and the config eft builds the adapter from (its seed draws the adapter).
@@ -143,7 +146,7 @@ def make_golden(eft, python, tmp, only):
 def make_qlora(eft, python, tmp, only):
     golden = os.path.join(HERE, "gemma4_golden.py")
     fixtures = {f[0]: f for f in GOLDEN_FIXTURES}
-    for name, lora, compute in QLORA_FIXTURES:
+    for name, lora, compute, experts in QLORA_FIXTURES:
         if only and name not in only:
             continue
         preset, flags = fixtures[lora][1], fixtures[lora][2]
@@ -156,6 +159,8 @@ def make_qlora(eft, python, tmp, only):
             f32, f64 = model + ".f32.safetensors", model + ".f64.safetensors"
             base = [python, golden, "--model", model, "--adapter", os.path.join(GOLDEN, lora),
                     "--input", ROWS, "--load-in-4bit", compute]
+            if experts:
+                base.append("--quantize-moe-experts")
             run(base + ["--out", f32, "--meta", f"seed={seed}", "--meta", f"adapter={lora}"])
             run(base + ["--out", f64, "--float64"])
             w = worst_rel(f32, f64)

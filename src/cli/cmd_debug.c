@@ -1,6 +1,6 @@
 /* cmd_debug.c: `eft debug loss --model DIR --input ROWS.jsonl [--adapter DIR] [--dump-grads F]
- * [--dump-logits F] [--recompute] [--load-in-4bit [--bnb-4bit-compute-dtype D]]` and `eft debug
- * init-adapter --model DIR --config CONFIG.yaml
+ * [--dump-logits F] [--recompute] [--load-in-4bit [--bnb-4bit-compute-dtype D]
+ * [--quantize-moe-experts]]` and `eft debug init-adapter --model DIR --config CONFIG.yaml
  * --out DIR`.
  *
  * loss runs packed rows ({"input_ids", "labels", "position_ids"} per line; position ids restart
@@ -12,7 +12,8 @@
  * mode (no dropout, like PEFT after model.eval()) and --dump-grads writes the gradients of its
  * lora_A / lora_B matrices under their names in adapter_model.safetensors. --load-in-4bit loads
  * the base as QLoRA does (its linear weights quantised to NF4, dequantised to bf16, or to fp32
- * with --bnb-4bit-compute-dtype float32) and adds the NF4 tensor count and bytes to the output.
+ * with --bnb-4bit-compute-dtype float32; the 3-D expert tensors too with --quantize-moe-experts)
+ * and adds the NF4 tensor count and bytes to the output.
  * This is the contract the golden tests against transformers, PEFT and bitsandbytes run through
  * (../shared/spec/design.md 5).
  *
@@ -45,7 +46,8 @@
 static const char *usage =
     "usage: eft debug loss --model DIR --input ROWS.jsonl [--adapter DIR]\n"
     "                      [--dump-grads OUT.safetensors] [--dump-logits OUT.safetensors]\n"
-    "                      [--recompute] [--load-in-4bit [--bnb-4bit-compute-dtype D]]\n"
+    "                      [--recompute] [--load-in-4bit [--bnb-4bit-compute-dtype D]\n"
+    "                      [--quantize-moe-experts]]\n"
     "  ROWS.jsonl: one packed row per line, {\"input_ids\": [...], \"labels\": [...],\n"
     "  \"position_ids\": [...]} (labels -100 where not trained; position ids restart at 0 in\n"
     "  each packed document; they default to 0, 1, 2, ... when absent).\n"
@@ -53,7 +55,8 @@ static const char *usage =
     "  --adapter DIR: a PEFT LoRA folder; the base is frozen and --dump-grads writes the\n"
     "  adapter's gradients under its tensor names.\n"
     "  --load-in-4bit: the base's linear weights in NF4 (QLoRA; frozen), dequantised to bf16\n"
-    "  (D = bfloat16, the default) or to fp32 (D = float32).\n"
+    "  (D = bfloat16, the default) or to fp32 (D = float32); --quantize-moe-experts: the\n"
+    "  MoE expert tensors too.\n"
     "usage: eft debug init-adapter --model DIR --config CONFIG.yaml --out DIR\n"
     "  Saves the LoRA adapter a run of CONFIG.yaml starts from, as PEFT saves one.\n";
 
@@ -162,7 +165,7 @@ static int dump_logits(g4_model *m, const g4_batch *b, int64_t V, const char *pa
 typedef struct loss_args {
     const char *model, *input, *adapter, *grads, *logits;
     const char *compute_dtype; /* with load_in_4bit: "bfloat16" (NULL) or "float32" */
-    bool recompute, load_in_4bit;
+    bool recompute, load_in_4bit, quantize_moe_experts;
 } loss_args;
 
 static int run_loss(const loss_args *a) {
@@ -178,7 +181,8 @@ static int run_loss(const loss_args *a) {
     if (!rc && a->load_in_4bit && grads && !a->adapter)
         rc = eft_fail("debug loss: --load-in-4bit freezes the base (its weights are NF4): "
                       "--dump-grads needs --adapter DIR.");
-    nf4_options nf4 = {!a->compute_dtype || strcmp(a->compute_dtype, "float32"), false};
+    nf4_options nf4 = {!a->compute_dtype || strcmp(a->compute_dtype, "float32"),
+                       a->quantize_moe_experts};
     if (!rc)
         rc = a->load_in_4bit ? nf4_weights_load(&w, &d.plan, &d.ts, a->model, &nf4)
                              : g4_weights_load(&w, &d.plan, &d.ts, a->model, grads && !a->adapter);
@@ -314,6 +318,8 @@ int cmd_debug(int argc, char **argv) {
             a.recompute = true;
         else if (!strcmp(argv[i], "--load-in-4bit"))
             a.load_in_4bit = true;
+        else if (!strcmp(argv[i], "--quantize-moe-experts"))
+            a.quantize_moe_experts = true;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("%s", usage);
             return 0;
@@ -328,7 +334,8 @@ int cmd_debug(int argc, char **argv) {
         strcmp(a.compute_dtype, "bfloat16"))
         return eft_fail("debug loss: --bnb-4bit-compute-dtype %s: expected bfloat16 or float32.",
                         a.compute_dtype);
-    if (a.compute_dtype && !a.load_in_4bit)
-        return eft_fail("debug loss: --bnb-4bit-compute-dtype needs --load-in-4bit.");
+    if ((a.compute_dtype || a.quantize_moe_experts) && !a.load_in_4bit)
+        return eft_fail("debug loss: --%s needs --load-in-4bit.",
+                        a.compute_dtype ? "bnb-4bit-compute-dtype" : "quantize-moe-experts");
     return run_loss(&a);
 }

@@ -108,9 +108,10 @@ int64_t g4_nf4_bytes(int64_t n);
 
 /* Whether load_in_4bit holds tensor t in NF4: the weights of nn.Linear modules, which is what
  * bitsandbytes swaps for Linear4bit (attention and MLP projections, the PLE linears, the router's
- * projection); the 3-D expert tensors only with quantize_moe_experts; never the embeddings, the
- * norms, the layer scalars or an untied lm_head (transformers keeps the output head). The memory
- * plan and the loader (src/peft/nf4_load.h) both ask this. */
+ * projection); the 3-D expert tensors only with quantize_moe_experts (each quantised whole, as
+ * Axolotl's parametrization does); never the embeddings, the norms, the layer scalars or an
+ * untied lm_head (transformers keeps the output head). The memory plan, the loader
+ * (src/peft/nf4_load.h) and merge-lora's NF4 round trip (src/cli/cmd_merge_lora.c) all ask this. */
 bool g4_nf4_quantized(const g4_tensor *t, bool quantize_moe_experts);
 
 typedef struct g4_memory {

@@ -36,27 +36,37 @@ static moe_dims dims_of(const g4_model *m) {
                       (int)c->moe_intermediate_size};
 }
 
-/* Expert x's [rows, cols] slice of a 3-D expert tensor. */
-static ops_weight expert_slice(ops_weight w, int x, size_t per_expert) {
-    size_t off = (size_t)x * per_expert;
-    if (w.dtype == OPS_W_BF16) return ops_w_bf16((const uint16_t *)w.data + off);
-    return ops_w_real((const float *)w.data + off);
-}
-
 /* One expert's linear map as a parameter of its own, so that g4_linear.c runs it with its
  * adapter: the weight and gradient slices, and a g4_lora over A's rows x*r... and B's columns
  * j*E + x (PEFT's layout, peft/lora.h), gathered into b [out, r]. With db, the adapter's dB goes
- * to db [out, r] (zeroed here) for expert_map_done to add back. */
+ * to db [out, r] (zeroed here) for expert_map_done to add back. An NF4 expert tensor (QLoRA with
+ * quantize_moe_experts) was quantised whole, as Axolotl flattens it: the expert's weight is a
+ * view of it (q), whose blocks and absmax groups stay the whole tensor's (ops/nf4.h). */
 typedef struct expert_map {
     g4_param p;
     g4_lora L;
+    ops_nf4 q; /* the NF4 view p.w points to */
 } expert_map;
+
+/* Expert x's [out, in] slice of a 3-D expert tensor w (per = out * in values each). */
+static ops_weight expert_slice(expert_map *v, ops_weight w, int x, size_t per) {
+    size_t off = (size_t)x * per;
+    switch (w.dtype) {
+    case OPS_W_NF4:
+        v->q = ops_nf4_view(w.data, (int64_t)off, (int64_t)per);
+        return ops_w_nf4(&v->q);
+    case OPS_W_BF16:
+        return ops_w_bf16((const uint16_t *)w.data + off);
+    default:
+        return ops_w_real((const float *)w.data + off);
+    }
+}
 
 static void expert_map_open(expert_map *v, const g4_param *P, int x, int E, float *b, float *db) {
     const g4_tensor *t = P->t;
     size_t per = (size_t)t->out * (size_t)t->in;
     v->p = (g4_param){.t = t,
-                      .w = expert_slice(P->w, x, per),
+                      .w = expert_slice(v, P->w, x, per),
                       .grad = P->grad ? P->grad + (size_t)x * per : NULL};
     const g4_lora *L = P->lora;
     if (!L) return;

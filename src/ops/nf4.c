@@ -26,12 +26,12 @@ const float ops_nf4_codebook[16] = {
 
 void ops_nf4_dequantize(float *out, const ops_nf4 *w, int64_t start, int64_t count) {
     assert(start >= 0 && count >= 0 && start + count <= w->n);
-    int64_t i = start, end = start + count;
-    while (i < end) {
-        int64_t b = i / OPS_NF4_BLOCK, stop = (b + 1) * OPS_NF4_BLOCK;
+    int64_t j = w->first + start, end = j + count; /* storage positions */
+    while (j < end) {
+        int64_t b = j / OPS_NF4_BLOCK, stop = (b + 1) * OPS_NF4_BLOCK;
         if (stop > end) stop = end;
         float t[16];
         ops_nf4_table(t, w, b);
-        for (; i < stop; i++) *out++ = t[ops_nf4_code(w, i)];
+        for (; j < stop; j++) *out++ = t[ops_nf4_code(w, j)];
     }
 }

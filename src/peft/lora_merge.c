@@ -57,8 +57,8 @@ static void product(float *d, const g4_lora *L, const g4_tensor *t, int e, float
 
 /* The merged values of base tensor `bt` (adapter on parameter p) into dst, in bt's dtype.
  * Returns |delta| / |W| (L2), or -1 with an error. */
-static double merge_one(void *dst, const st_tensor *bt, const g4_param *p,
-                        const lora_merge_opts *o) {
+static double merge_one(void *dst, const st_tensor *bt, const g4_param *p, const lora_merge_opts *o,
+                        lora_merge_stats *st) {
     const g4_tensor *t = p->t;
     const g4_lora *L = p->lora;
     size_t n = (size_t)bt->numel, per = (size_t)t->out * (size_t)t->in;
@@ -70,6 +70,7 @@ static double merge_one(void *dst, const st_tensor *bt, const g4_param *p,
     if (o && o->roundtrip && o->wants && o->wants(t, o->ctx)) {
         o->roundtrip(w, (int64_t)n, o->ctx);
         round_to(w, bt->dtype, n); /* Axolotl hands the round trip back in the base's dtype */
+        st->roundtrips++;
     }
     double dn = 0, wn = 0;
     for (int e = 0; e < t->count; e++) {
@@ -120,7 +121,7 @@ static int write_shard(const g4_weights *w, const lora_adapter *a, const st_tens
         const void *data = bt->data;
         if (p) {
             void *m = bufs[nbuf++] = eft_malloc(EFT_MAX(bt->nbytes, 1));
-            double rel = merge_one(m, bt, p, o);
+            double rel = merge_one(m, bt, p, o, st);
             if (rel < 0) rc = -1;
             st->max_rel = fmax(st->max_rel, rel);
             st->merged++;

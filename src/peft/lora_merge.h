@@ -13,13 +13,29 @@
  * the base folder (config.json, tokenizer, processor and generation configs, chat template) are
  * copied; weight files in other formats (.bin, .gguf) are not.
  *
+ * QLoRA. The adapter of a QLoRA run learnt to correct the NF4 weights, so for such a run the
+ * caller passes a round trip (`roundtrip`, QLoRA's NF4 quantise-dequantise, peft/nf4.h) and which
+ * tensors get it (`wants`): each such adapted tensor becomes
+ *
+ *   W' = dtype(dtype(roundtrip(fp32(W))) + (B A) * s)
+ *
+ * rounded back to the checkpoint's dtype before the delta, as Axolotl's _simulate_nf4_roundtrip
+ * returns the original dtype. eft's CLI round-trips the adapted tensors that were NF4 in training
+ * (g4_nf4_quantized with the run's quantize_moe_experts: every adapted linear map, and the expert
+ * tensors when they were quantised) and copies every other tensor byte for byte. Axolotl's
+ * memory-efficient merger (0.18) differs: with simulate_nf4 it round-trips every tensor of two or
+ * more dimensions, adapted or not (embeddings, vision and audio towers, and experts that training
+ * kept in bf16 included), and in its experts-only mode every 3-D "expert" tensor, adapted or not.
+ * eft changes only the tensors an adapter is on: the others keep their checkpoint values, also a
+ * linear map that was NF4 in training but carries no adapter.
+ *
  * Memory: the mapped base plus the merged tensors of one shard.
  *
  * Nothing is left half-written: the folder is built under a temporary name beside `out` and
  * renamed into place; an existing `out` is replaced only once the new one is complete.
  *
- * Not here: reading the adapter (peft_io.h); the NF4 round trip of QLoRA runs, which needs the
- * quantiser (a caller passes it as `roundtrip`).
+ * Not here: reading the adapter (peft_io.h); the NF4 quantiser (peft/nf4.h), and which tensors a
+ * run held in NF4 (the caller's `wants`).
  */
 #ifndef EFT_PEFT_LORA_MERGE_H
 #define EFT_PEFT_LORA_MERGE_H
@@ -42,6 +58,7 @@ typedef struct lora_merge_opts {
 typedef struct lora_merge_stats {
     int shards;     /* files written */
     int merged;     /* tensors that got a delta */
+    int roundtrips; /* of which through the round trip first */
     int copied;     /* tensors copied unchanged */
     int files;      /* other files copied */
     double max_rel; /* largest |delta| / |W| (L2, per tensor): a near-zero adapter shows */

@@ -176,10 +176,26 @@ ops_nf4 *nf4_quantize(const void *x, st_dtype dtype, int64_t n, bool round_bf16)
     nf4_quantize_absmax(qabsmax, absmax2, absmax, blocks, offset, nf4_map());
     eft_free(absmax);
 
-    *q = (ops_nf4){n, codes, qabsmax, absmax2, nf4_map(), offset, round_bf16};
+    *q = (ops_nf4){.n = n,
+                   .codes = codes,
+                   .qabsmax = qabsmax,
+                   .absmax2 = absmax2,
+                   .map = nf4_map(),
+                   .offset = offset,
+                   .round_bf16 = round_bf16};
     return q;
 }
 
+void nf4_roundtrip(float *w, int64_t n) {
+    ops_nf4 *q = nf4_quantize(w, ST_F32, n, false);
+    /* w is only written here: the codes and scales are q's own. Chunks of whole blocks. */
+    const int64_t chunk = (int64_t)OPS_NF4_BLOCK << 10;
+#pragma omp parallel for schedule(static) if (n > chunk)
+    for (int64_t c = 0; c < n; c += chunk) ops_nf4_dequantize(w + c, q, c, EFT_MIN(chunk, n - c));
+    eft_free(q);
+}
+
 int64_t nf4_bytes(const ops_nf4 *q) {
+    assert(q->first == 0); /* a whole tensor, not a view */
     return (q->n + 1) / 2 + ops_nf4_blocks(q->n) + 4 * ops_nf4_groups(q->n);
 }

@@ -62,6 +62,13 @@ void nf4_quantize_absmax(uint8_t *qabsmax, float *absmax2, const float *absmax, 
  * Scratch: the n / 64 first-stage absmax values. */
 ops_nf4 *nf4_quantize(const void *x, st_dtype dtype, int64_t n, bool round_bf16);
 
+/* QLoRA's NF4 round trip at merge time (axolotl-compat.md 4.3, Axolotl's _simulate_nf4_roundtrip
+ * before it casts back): w[n] is replaced in place by nf4_quantize of its fp32 values (the whole
+ * array flattened, blocksize 64, double quantisation) dequantised to the exact fp32 product, as
+ * bitsandbytes' dequantize_4bit to float32 gives it. Scratch: the NF4 tensor (about n / 2 bytes).
+ */
+void nf4_roundtrip(float *w, int64_t n);
+
 /* Bytes of an NF4 tensor's arrays (codes, qabsmax, absmax2): what the memory plan counts
  * (g4_nf4_bytes). The header, the offset and the shared map are not counted. */
 int64_t nf4_bytes(const ops_nf4 *q);

@@ -1,12 +1,14 @@
 /* nf4_load.h: a Gemma 4 checkpoint loaded with its linear weights in NF4 (load_in_4bit, QLoRA).
  *
- * Every tensor g4_nf4_quantized accepts (the weights bitsandbytes swaps for Linear4bit) is
- * quantised as it is read, from the checkpoint's mapped bf16 (or f16, f32) bytes straight into
- * owned NF4 storage (nf4_quantize: scratch of one tensor's n / 64 absmax values), and the
- * tensor's pages of the mapped file are released; the rest binds as g4_weights_load binds it. So
- * the model is never held in fp32, and after loading the process holds about 4.13 bits per linear
- * weight. The base stays frozen: QLoRA trains an adapter (full fine-tuning with load_in_4bit is
- * refused before this, by the config checks).
+ * Every tensor g4_nf4_quantized accepts (the weights bitsandbytes swaps for Linear4bit, and with
+ * quantize_moe_experts the 3-D expert tensors, each quantised whole, flattened, as Axolotl's
+ * parametrization does) is quantised as it is read, from the checkpoint's mapped bf16 (or f16,
+ * f32) bytes straight into owned NF4 storage (nf4_quantize: scratch of one tensor's n / 64 absmax
+ * values), and the tensor's pages of the mapped file are released; the rest binds as
+ * g4_weights_load binds it. So the model is never held in fp32, and after loading the process
+ * holds about 4.13 bits per quantised weight (the experts run on views of their tensor, one per
+ * expert: ops/nf4.h). The base stays frozen: QLoRA trains an adapter (full fine-tuning with
+ * load_in_4bit is refused before this, by the config checks).
  *
  * Not here: the quantisation itself (nf4.h), which config keys choose the options (src/train).
  */

@@ -65,10 +65,6 @@ int trn_check_buildable(const eft_config *c, const g4_plan *p) {
                 "weights with double quantisation (Axolotl's default). Remove "
                 "the key or set it to true.");
     }
-    if (c->quantize_moe_experts.v)
-        return cfg_fail_at(c->quantize_moe_experts.at, "quantize_moe_experts",
-                           "NF4 MoE experts are not supported by this build of eft yet; remove "
-                           "the key.");
     if (c->lora_target_parameters.set && c->lora_target_parameters.n && c->lora_dropout.v > 0)
         return cfg_fail_at(c->lora_dropout.at, "lora_dropout",
                            "is %g, but PEFT applies no dropout to LoRA on expert tensors "

@@ -5,6 +5,7 @@
 #include "peft/nf4_load.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 int trn_weights_load(g4_weights *w, const eft_config *c, const g4_plan *p, const g4_tensors *ts,
@@ -16,9 +17,13 @@ int trn_weights_load(g4_weights *w, const eft_config *c, const g4_plan *p, const
         return -1;
     nf4_options o = {!compute || strcmp(compute, "float32"), c->quantize_moe_experts.v};
     if (nf4_weights_load(w, p, ts, c->base_model_path, &o)) return -1;
-    int n;
+    int n, experts = 0;
     int64_t bytes = nf4_weights_bytes(w, &n);
-    eft_info("load_in_4bit: %d linear weights quantised to NF4 (%.3g MB), dequantised to %s", n,
-             (double)bytes / 1e6, o.round_bf16 ? "bf16" : "fp32");
+    for (int i = 0; i < ts->n; i++)
+        experts += w->params[i].w.dtype == OPS_W_NF4 && ts->t[i].group == G4_GROUP_MOE_EXPERTS;
+    char what[64] = "";
+    if (experts) snprintf(what, sizeof what, " and %d expert tensors", experts);
+    eft_info("load_in_4bit: %d linear weights%s quantised to NF4 (%.3g MB), dequantised to %s",
+             n - experts, what, (double)bytes / 1e6, o.round_bf16 ? "bf16" : "fp32");
     return 0;
 }

@@ -70,6 +70,12 @@ if [ -d "$ex" ]; then
     "holds neither model.safetensors nor model.safetensors.index.json" -- \
     train "$ex/gemma4/26b-a4b-moe-bnb-lora.yaml" --dry-run --load-in-4bit false \
     --adapter lora --quantize-moe-experts false
+  # NF4 experts are built: the 26B QLoRA example passes the feature check, its plan holds the
+  # experts in NF4, and then the weights are checked.
+  check "26b-a4b-moe-qlora with the model cached: NF4 experts plan, then the missing weights" 1 \
+    "memory plan (T=2048, micro batch 1, weights NF4 (experts too), LoRA r=16 on q,k,v,o,gate,up,down,experts, AdamW 8-bit" \
+    "of which NF4      " "holds neither model.safetensors nor model.safetensors.index.json" -- \
+    train "$ex/gemma4/26b-a4b-moe-qlora.yaml" --dry-run
   rm -rf "$HF_HUB_CACHE"
 fi
 

@@ -3,7 +3,10 @@
  * real path on the dequantised values bit for bit, in both twins, in both rounding modes (fp32
  * product and bf16), for shapes whose rows do not line up with the 64-value blocks and an odd
  * count; accumulate adds; a weight of several slabs (forward rows, backward columns) matches
- * dequantise-then-GEMM; and the float twin agrees with the double one. The NF4 tensors are random
+ * dequantise-then-GEMM; the float twin agrees with the double one; and a view of part of a tensor
+ * (one expert's map of a 3-D expert tensor, ops_nf4_view) is that part of the whole tensor: the
+ * same values and GEMMs, with the whole tensor's blocks and absmax groups, also where a view starts
+ * inside a block or in a later group. The NF4 tensors are random
  * (codes, 8-bit absmax, scales, a sorted map): the kernels do not care how they were made. */
 #include "ops/check.h"
 
@@ -22,7 +25,13 @@ static void nf4_rand_init(nf4_rand *w, int64_t n, bool round_bf16, eft_rng *r) {
     for (int64_t b = 0; b < blocks; b++) w->qabsmax[b] = (uint8_t)eft_rng_below(r, 256);
     for (int64_t g = 0; g < groups; g++) w->absmax2[g] = 0.01f + 0.04f * (float)eft_rng_uniform(r);
     for (int k = 0; k < 256; k++) w->map[k] = -1.0f + 2.0f * (float)k / 255.0f;
-    w->q = (ops_nf4){n, w->codes, w->qabsmax, w->absmax2, w->map, 0.06f, round_bf16};
+    w->q = (ops_nf4){.n = n,
+                     .codes = w->codes,
+                     .qabsmax = w->qabsmax,
+                     .absmax2 = w->absmax2,
+                     .map = w->map,
+                     .offset = 0.06f,
+                     .round_bf16 = round_bf16};
 }
 
 static void nf4_rand_free(nf4_rand *w) {
@@ -132,10 +141,59 @@ static void test_slabs(void **state) {
     nf4_rand_free(&w);
 }
 
+/* Views: E maps of [out, in] in one tensor quantised whole. {64, 128} puts each map on 128 whole
+ * blocks, so maps 2.. start in later groups of 256 blocks (a view that restarted the group count
+ * would read the wrong absmax2); {33, 70} makes maps start and end inside blocks. */
+static void test_views(void **state) {
+    static const int VIEWS[][3] = {{5, 64, 128}, {7, 33, 70}};
+    const int T = 4;
+    int nt = omp_get_max_threads();
+    for (size_t s = 0; s < EFT_ARRAY_LEN(VIEWS); s++) {
+        int E = VIEWS[s][0], out = VIEWS[s][1], in = VIEWS[s][2];
+        size_t per = (size_t)out * in, nx = (size_t)T * in, ny = (size_t)T * out;
+        eft_rng r;
+        eft_rng_seed(&r, 43, s);
+        nf4_rand w;
+        nf4_rand_init(&w, (int64_t)per * E, true, &r);
+        if (s == 0) assert_true(ops_nf4_groups(w.q.n) >= 3);
+        float *whole = dequantized(&w.q);
+        double *xd = rand_vec(&r, nx, 1), *upd = rand_vec(&r, ny, 1);
+        float *x = to_f32(xd, nx), *up = to_f32(upd, ny);
+        size_t fb = ops_linear_scratch_bytes(in, out, OPS_W_NF4, nt);
+        void *sc = scratch_exact(fb);
+        float *v = eft_malloc(per * 4), *y_r = eft_calloc(ny, 4), *y_q = eft_calloc(ny, 4);
+        float *dx_r = eft_calloc(nx, 4), *dx_q = eft_calloc(nx, 4);
+        for (int e = 0; e < E; e++) {
+            ops_nf4 q = ops_nf4_view(&w.q, (int64_t)(e * per), (int64_t)per);
+            const float *slice = whole + e * per;
+            ops_nf4_dequantize(v, &q, 0, q.n);
+            assert_memory_equal(v, slice, per * 4);
+            ops_nf4_dequantize(v, &q, 37, 100); /* a part of the view */
+            assert_memory_equal(v, slice + 37, 100 * 4);
+            ops_linear_forward(y_r, x, ops_w_real(slice), T, in, out, false, NULL, 0);
+            ops_linear_forward(y_q, x, ops_w_nf4(&q), T, in, out, false, sc, fb);
+            assert_memory_equal(y_q, y_r, ny * 4);
+            memset(dx_r, 0, nx * 4), memset(dx_q, 0, nx * 4);
+            ops_linear_backward(dx_r, NULL, up, NULL, ops_w_real(slice), T, in, out, NULL, 0);
+            ops_linear_backward(dx_q, NULL, up, NULL, ops_w_nf4(&q), T, in, out, sc, fb);
+            assert_memory_equal(dx_q, dx_r, nx * 4);
+        }
+        /* A view of a view is the view of the sum of the offsets. */
+        ops_nf4 a = ops_nf4_view(&w.q, (int64_t)per, (int64_t)per * 2);
+        ops_nf4 b = ops_nf4_view(&a, (int64_t)per, (int64_t)per);
+        ops_nf4_dequantize(v, &b, 0, b.n);
+        assert_memory_equal(v, whole + 2 * per, per * 4);
+        eft_free(v), eft_free(y_r), eft_free(y_q), eft_free(dx_r), eft_free(dx_q), eft_free(sc);
+        eft_free(x), eft_free(up), eft_free(xd), eft_free(upd), eft_free(whole);
+        nf4_rand_free(&w);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_dequantized),
         cmocka_unit_test(test_slabs),
+        cmocka_unit_test(test_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,16 @@
  * other files of the folder too, a sharded checkpoint keeps its shards and index, and eft's loss
  * on the merged model is its loss with the adapter on the base, up to the bf16 rounding.
  * A folder already at output_dir/merged is replaced only by a complete one.
+ *
+ * QLoRA: the same adapters merged as those of QLoRA runs (load_in_4bit; for 26B-A4B also
+ * quantize_moe_experts), against the reference made with bitsandbytes' NF4 round trip on the
+ * CPU (quantize_4bit of each adapted tensor flattened, dequantised, rounded to bf16, then PEFT's
+ * delta). The same bound holds: eft's quantiser is bitsandbytes' bit for bit except the absmax
+ * mean, which eft rounds correctly and torch sums in its own order (peft/nf4.h), so a few more
+ * values may sit one bf16 step away. Without the round trip every adapted value moves by NF4's
+ * error (9 in 10 values by more than one bf16 step), so the check fails; with quantize_moe_experts
+ * off, the expert tensors must be LoRA's merge and the linear maps QLoRA's. eft's loss on the
+ * merged model is then its QLoRA loss (the adapter on the NF4 base) up to the bf16 rounding.
  */
 #include "support/test.h"
 
@@ -40,7 +50,8 @@ static int fixture_seed(const char *name) {
     return s;
 }
 
-static void fx_open(fx *f, const char *fixture, const char *preset) {
+/* qlora: the config's extra lines for a QLoRA run ("" for LoRA). */
+static void fx_open_run(fx *f, const char *fixture, const char *preset, const char *qlora) {
     f->dir = test_tmpdir("merge");
     f->base = eft_path_join(f->dir, "base");
     f->out = eft_path_join(f->dir, "out");
@@ -54,13 +65,18 @@ static void fx_open(fx *f, const char *fixture, const char *preset) {
     assert_int_equal(eft_write_file_atomic(p, "{\"do_sample\": false}\n", 21), 0);
     eft_free(p);
     f->cfg = eft_path_join(f->dir, "config.yaml");
-    char *yaml = eft_asprintf("base_model: %s\ntokenizer_config: %s/examples/demo\n"
-                              "datasets:\n  - path: x.jsonl\n    type: completion\n"
-                              "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlearning_rate: 1e-4\n"
-                              "lora_model_dir: %s\noutput_dir: %s\n",
-                              f->base, EFT_SOURCE_DIR, f->adapter, f->out);
+    char *yaml =
+        eft_asprintf("base_model: %s\ntokenizer_config: %s/examples/demo\n"
+                     "datasets:\n  - path: x.jsonl\n    type: completion\n"
+                     "adapter: %s\nlora_r: 4\nlora_alpha: 8\nlearning_rate: 1e-4\n"
+                     "lora_model_dir: %s\noutput_dir: %s\n%s",
+                     f->base, EFT_SOURCE_DIR, *qlora ? "qlora" : "lora", f->adapter, f->out, qlora);
     assert_int_equal(eft_write_file_atomic(f->cfg, yaml, strlen(yaml)), 0);
     eft_free(yaml);
+}
+
+static void fx_open(fx *f, const char *fixture, const char *preset) {
+    fx_open_run(f, fixture, preset, "");
 }
 
 static void fx_close(fx *f) {
@@ -68,20 +84,33 @@ static void fx_close(fx *f) {
     test_tmpdir_cleanup(f->dir);
 }
 
-static void run_merge(const fx *f) {
-    char *cmd = eft_asprintf("merge-lora %s", f->cfg), *err = NULL;
-    if (test_run_eft(cmd, NULL, &err)) fail_msg("eft %s: %s", cmd, err);
+/* Runs the merge; returns what it printed (owned). */
+static char *merge_output(const fx *f) {
+    char *cmd = eft_asprintf("merge-lora %s", f->cfg), *out = NULL, *err = NULL;
+    if (test_run_eft(cmd, &out, &err)) fail_msg("eft %s: %s", cmd, err);
     eft_free(cmd), eft_free(err);
+    return out;
 }
 
-/* The merged folder against PEFT's values and the base's bytes. */
-static void check_against_peft(const fx *f, const char *fixture) {
-    char *ref_path =
-        eft_asprintf("%s/tests/data_files/golden/%s-merged.safetensors", EFT_SOURCE_DIR, fixture);
+static void run_merge(const fx *f) {
+    eft_free(merge_output(f));
+}
+
+static st_archive *open_ref(const char *name) {
+    char *path = eft_asprintf("%s/tests/data_files/golden/%s.safetensors", EFT_SOURCE_DIR, name);
+    st_archive *ar;
+    if (st_open(&ar, path)) fail_msg("%s", eft_err_msg());
+    eft_free(path);
+    return ar;
+}
+
+/* The merged folder against PEFT's values (the reference `name`, e.g. "tiny-31b-lora-merged";
+ * for the expert tensors the reference `experts`, NULL: the same) and the base's bytes. */
+static void check_against_peft(const fx *f, const char *name, const char *experts) {
+    const char *fixture = name;
     char *merged_dir = eft_path_join(f->out, "merged");
-    st_archive *ref, *base, *merged;
-    if (st_open(&ref, ref_path) || st_open(&base, f->base) || st_open(&merged, merged_dir))
-        fail_msg("%s", eft_err_msg());
+    st_archive *ref = open_ref(name), *ref_x = experts ? open_ref(experts) : ref, *base, *merged;
+    if (st_open(&base, f->base) || st_open(&merged, merged_dir)) fail_msg("%s", eft_err_msg());
     assert_int_equal(st_count(merged), st_count(base));
     size_t values = 0, off_by_one = 0, adapted = 0;
     for (size_t i = 0; i < st_count(base); i++) {
@@ -89,7 +118,7 @@ static void check_against_peft(const fx *f, const char *fixture) {
         assert_non_null(m);
         assert_int_equal(m->dtype, b->dtype);
         assert_int_equal(m->nbytes, b->nbytes);
-        const st_tensor *r = st_find(ref, b->name);
+        const st_tensor *r = st_find(strstr(b->name, ".experts.") ? ref_x : ref, b->name);
         if (!r) {
             if (memcmp(m->data, b->data, b->nbytes))
                 fail_msg("%s: changed, but PEFT's merge leaves it", b->name);
@@ -120,15 +149,17 @@ static void check_against_peft(const fx *f, const char *fixture) {
     assert_true(a && b && na == nb && !memcmp(a, b, na));
     assert_true(eft_is_file(gen));
     eft_free(a), eft_free(b), eft_free(cfg_a), eft_free(cfg_b), eft_free(gen);
+    if (ref_x != ref) st_close(ref_x);
     st_close(ref), st_close(base), st_close(merged);
-    eft_free(ref_path), eft_free(merged_dir);
+    eft_free(merged_dir);
 }
 
-static double loss_of(const char *model, const char *adapter) {
+/* eft's loss on the golden rows; flags: extra `eft debug loss` flags ("--load-in-4bit"). */
+static double loss_of(const char *model, const char *adapter, const char *flags) {
     char *rows = eft_asprintf("%s/tests/data_files/golden/rows.jsonl", EFT_SOURCE_DIR);
-    char *cmd = adapter ? eft_asprintf("debug loss --model %s --adapter %s --input %s", model,
-                                       adapter, rows)
-                        : eft_asprintf("debug loss --model %s --input %s", model, rows);
+    char *cmd = adapter ? eft_asprintf("debug loss --model %s --adapter %s --input %s %s", model,
+                                       adapter, rows, flags)
+                        : eft_asprintf("debug loss --model %s --input %s %s", model, rows, flags);
     char *out = NULL, *err = NULL;
     if (test_run_eft(cmd, &out, &err)) fail_msg("eft %s: %s", cmd, err);
     const char *l = strstr(out, "\"loss\": ");
@@ -142,10 +173,12 @@ static void check_fixture(const char *fixture, const char *preset) {
     fx f;
     fx_open(&f, fixture, preset);
     run_merge(&f);
-    check_against_peft(&f, fixture);
+    char *ref = eft_asprintf("%s-merged", fixture);
+    check_against_peft(&f, ref, NULL);
+    eft_free(ref);
     char *merged = eft_path_join(f.out, "merged");
-    double with = loss_of(f.base, f.adapter), base = loss_of(f.base, NULL),
-           m = loss_of(merged, NULL);
+    double with = loss_of(f.base, f.adapter, ""), base = loss_of(f.base, NULL, "");
+    double m = loss_of(merged, NULL, "");
     print_message("loss: base %.6f, base + adapter %.6f, merged %.6f\n", base, with, m);
     /* bf16 rounding of the merged weights moves the loss a little (and may move a token's
      * experts), far less than the adapter does. */
@@ -154,12 +187,72 @@ static void check_fixture(const char *fixture, const char *preset) {
     fx_close(&f);
 }
 
+/* A QLoRA run's merge: ref (and experts, for the expert tensors) the references, qlora the
+ * config's lines, flags those of `eft debug loss` that load the base as the run did; roundtrips
+ * tensors go through the NF4 round trip. */
+static void check_qlora(const char *fixture, const char *preset, const char *ref,
+                        const char *experts, const char *qlora, const char *flags, int roundtrips) {
+    fx f;
+    fx_open_run(&f, fixture, preset, qlora);
+    char *out = merge_output(&f);
+    check_against_peft(&f, ref, experts);
+    char *want = eft_asprintf("(%d through the NF4 round trip;", roundtrips);
+    assert_contains(out, want);
+    if (!experts) { /* as many as the reference sent */
+        st_archive *ar = open_ref(ref);
+        const char *n = st_meta_get(ar, 0, "nf4_roundtrips");
+        assert_true(n && atoi(n) == roundtrips);
+        st_close(ar);
+    }
+    eft_free(want), eft_free(out);
+    char *merged = eft_path_join(f.out, "merged");
+    double with = loss_of(f.base, f.adapter, flags), base = loss_of(f.base, NULL, flags);
+    double m = loss_of(merged, NULL, "");
+    print_message("QLoRA loss: NF4 base %.6f, NF4 base + adapter %.6f, merged %.6f\n", base, with,
+                  m);
+    assert_true(fabs(m - with) < 0.25 * fabs(with - base));
+    eft_free(merged);
+    fx_close(&f);
+}
+
+static void test_qlora_dense(void **state) {
+    check_qlora("tiny-31b-lora", "tiny-31b", "tiny-31b-lora-qlora-merged", NULL,
+                "load_in_4bit: true\n", "--load-in-4bit", 41);
+}
+
+/* 26B-A4B with NF4 experts: all 53 adapted tensors (41 linear maps, 12 expert tensors). */
+static void test_qlora_experts(void **state) {
+    check_qlora("tiny-26b-a4b-lora", "tiny-26b-a4b", "tiny-26b-a4b-lora-qlora-experts-merged", NULL,
+                "load_in_4bit: true\nquantize_moe_experts: true\n",
+                "--load-in-4bit --quantize-moe-experts", 53);
+}
+
+/* Without quantize_moe_experts training held the experts in bf16: their merge is LoRA's, the
+ * linear maps' QLoRA's. */
+static void test_qlora_bf16_experts(void **state) {
+    check_qlora("tiny-26b-a4b-lora", "tiny-26b-a4b", "tiny-26b-a4b-lora-qlora-experts-merged",
+                "tiny-26b-a4b-lora-merged", "load_in_4bit: true\n", "--load-in-4bit", 41);
+}
+
 static void test_experts_peft(void **state) {
     check_fixture("tiny-26b-a4b-lora", "tiny-26b-a4b");
 }
 
 static void test_dense_peft(void **state) {
     check_fixture("tiny-31b-lora", "tiny-31b");
+}
+
+/* eft's NF4 has double quantisation only: a run without it is refused, at its key. */
+static void test_qlora_needs_double_quant(void **state) {
+    fx f;
+    fx_open_run(&f, "tiny-31b-lora", "tiny-31b",
+                "load_in_4bit: true\nbnb_config_kwargs:\n  bnb_4bit_use_double_quant: false\n");
+    char *cmd = eft_asprintf("merge-lora %s", f.cfg), *err = NULL;
+    assert_int_equal(test_run_eft(cmd, NULL, &err), 1);
+    assert_contains(err, "config.yaml:14:30: bnb_config_kwargs.bnb_4bit_use_double_quant: false");
+    assert_false(eft_path_exists(f.out));
+    eft_free(cmd), eft_free(err);
+    fx_close(&f);
 }
 
 /* A sharded base: every shard is written under its name with its tensors, the index is copied,
@@ -242,6 +335,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_experts_peft),
         cmocka_unit_test(test_dense_peft),
+        cmocka_unit_test(test_qlora_dense),
+        cmocka_unit_test(test_qlora_experts),
+        cmocka_unit_test(test_qlora_bf16_experts),
+        cmocka_unit_test(test_qlora_needs_double_quant),
         cmocka_unit_test(test_sharded),
         cmocka_unit_test(test_replaces_only_when_done),
     };

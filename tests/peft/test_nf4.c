@@ -81,13 +81,13 @@ static void test_map(void **state) {
 static ops_nf4 ref_tensor(const char *name, int64_t n, bool round_bf16) {
     float offset;
     memcpy(&offset, get(name, "offset")->data, 4);
-    return (ops_nf4){n,
-                     get(name, "codes")->data,
-                     get(name, "qabsmax")->data,
-                     get(name, "absmax2")->data,
-                     get("map", NULL)->data,
-                     offset,
-                     round_bf16};
+    return (ops_nf4){.n = n,
+                     .codes = get(name, "codes")->data,
+                     .qabsmax = get(name, "qabsmax")->data,
+                     .absmax2 = get(name, "absmax2")->data,
+                     .map = get("map", NULL)->data,
+                     .offset = offset,
+                     .round_bf16 = round_bf16};
 }
 
 /* Dequantisation of t to fp32 and bf16 equals the reference's. */

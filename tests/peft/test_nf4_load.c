@@ -2,7 +2,8 @@
  * by `eft train`, and read back by PEFT.
  *   - Loading (nf4_weights_load) quantises exactly the tensors g4_nf4_quantized names, each to
  *     what nf4_quantize makes of the file's tensor, leaves everything else bound as usual and
- *     nothing trainable, and the NF4 bytes held equal the memory plan's NF4 figure.
+ *     nothing trainable, and the NF4 bytes held equal the memory plan's NF4 figure (26B-A4B
+ *     with and without quantize_moe_experts).
  *   - PEFT reads eft's QLoRA adapter: tools/make_peft_fixtures.py trained
  *     tests/data_files/peft/tiny-31b-qlora-eft/adapter with `eft train` (the config.yaml
  *     template there) and had PEFT load it on the same base loaded in 4-bit by transformers and
@@ -11,7 +12,7 @@
  *   - `eft train` of that config runs here: it quantises the 41 linear weights, the loss falls,
  *     and the adapter it writes loads.
  *   - The user errors: no double quantisation, 4-bit without an adapter, --load-in-4bit with base
- *     gradients. */
+ *     gradients; quantize_moe_experts is accepted. */
 #include "support/test.h"
 
 #include "base/err.h"
@@ -40,22 +41,24 @@ static char *make_model(const char *tmp, const char *preset, const char *flags, 
     return dir;
 }
 
-/* Loading: which tensors, their values, frozen, and the bytes against the memory plan. */
-static void check_load(const char *tmp, const char *preset) {
+/* Loading: which tensors, their values, frozen, and the bytes against the memory plan. With
+ * experts, the 3-D expert tensors are NF4 too, each quantised whole. */
+static void check_load(const char *tmp, const char *preset, bool experts) {
     char *dir = make_model(tmp, preset, "", 5);
     g4_desc d;
     assert_int_equal(g4_desc_load(&d, dir), 0);
     g4_weights w;
-    nf4_options o = {true, false};
+    nf4_options o = {true, experts};
     assert_int_equal(nf4_weights_load(&w, &d.plan, &d.ts, dir, &o), 0);
     st_archive *a;
     char *file = eft_path_join(dir, "model.safetensors");
     assert_int_equal(st_open(&a, file), 0);
-    int expected = 0;
+    int expected = 0, expert_tensors = 0;
     for (int i = 0; i < d.ts.n; i++) {
         const g4_param *p = &w.params[i];
-        bool nf4 = g4_nf4_quantized(p->t, false);
+        bool nf4 = g4_nf4_quantized(p->t, experts);
         expected += nf4;
+        expert_tensors += nf4 && p->t->group == G4_GROUP_MOE_EXPERTS;
         assert_null(p->grad);
         if (!nf4) {
             assert_true(p->w.dtype != OPS_W_NF4 && !p->owned);
@@ -68,6 +71,7 @@ static void check_load(const char *tmp, const char *preset) {
         assert_non_null(st);
         ops_nf4 *r = nf4_quantize(st->data, st->dtype, st->numel, true);
         assert_int_equal(q->n, p->t->numel);
+        assert_int_equal(q->first, 0);
         assert_true(q->round_bf16 && q->offset == r->offset && q->map == r->map);
         assert_memory_equal(q->codes, r->codes, (size_t)(q->n + 1) / 2);
         assert_memory_equal(q->qabsmax, r->qabsmax, (size_t)ops_nf4_blocks(q->n));
@@ -79,9 +83,11 @@ static void check_load(const char *tmp, const char *preset) {
     int64_t bytes = nf4_weights_bytes(&w, &count);
     assert_int_equal(count, expected);
     assert_true(count > 0);
+    if (experts) assert_int_equal(expert_tensors, 2 * d.plan.L); /* every layer is MoE */
     g4_run_shape s;
     g4_run_shape_default(&s);
     s.weights = G4_WEIGHTS_NF4;
+    s.quantize_moe_experts = experts;
     g4_memory m;
     assert_int_equal(g4_memory_plan(&d.plan, &d.ts, &s, &m), 0);
     assert_int_equal(bytes, m.weights_nf4);
@@ -94,9 +100,11 @@ static void check_load(const char *tmp, const char *preset) {
 
 static void test_load(void **state) {
     char *tmp = test_tmpdir("nf4_load");
-    check_load(tmp, "tiny-e2b");
-    check_load(tmp, "tiny-31b");
-    check_load(tmp, "demo-31b");
+    check_load(tmp, "tiny-e2b", false);
+    check_load(tmp, "tiny-31b", false);
+    check_load(tmp, "demo-31b", false);
+    check_load(tmp, "tiny-26b-a4b", false);
+    check_load(tmp, "tiny-26b-a4b", true);
     test_tmpdir_cleanup(tmp);
 }
 
@@ -233,6 +241,13 @@ static void test_errors(void **state) {
     assert_int_equal(cfg_load_string(&c, base, "q.yaml"), 0);
     assert_int_equal(trn_check_buildable(&c, &d.plan), 0);
     cfg_free(&c);
+    /* NF4 experts are built. */
+    text = eft_asprintf("%slora_alpha: 16\nquantize_moe_experts: true\n", base);
+    assert_int_equal(cfg_load_string(&c, text, "q.yaml"), 0);
+    assert_int_equal(cfg_validate(&c), 0);
+    assert_int_equal(trn_check_buildable(&c, &d.plan), 0);
+    cfg_free(&c);
+    eft_free(text);
     /* Full fine-tuning of a 4-bit base (no adapter) is refused by the config checks. */
     assert_int_equal(cfg_load_string(&c,
                                      "base_model: x\ndatasets:\n  - path: d.jsonl\n"

@@ -37,7 +37,7 @@ static void widen(real *dst, ops_weight W, size_t start, size_t n) {
     }
     assert(W.dtype == OPS_W_NF4);
     const ops_nf4 *q = W.data;
-    int64_t i = (int64_t)start, end = (int64_t)(start + n);
+    int64_t i = q->first + (int64_t)start, end = i + (int64_t)n; /* storage positions */
     while (i < end) {
         int64_t b = i / OPS_NF4_BLOCK, stop = EFT_MIN((b + 1) * OPS_NF4_BLOCK, end);
         float t[16];
