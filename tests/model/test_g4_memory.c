@@ -1,6 +1,7 @@
 /* test_g4_memory.c: the memory plan: recompute, NF4 sizes, linear scaling in T, LoRA adapter
  * bytes computed by hand from the spec's shapes, optimizer state, and the activation lists. */
 #include "support/test.h"
+#include "support/variant.h"
 
 #include "base/err.h"
 #include "model/g4_config.h"
@@ -8,26 +9,6 @@
 #include "model/g4_plan.h"
 
 #include <string.h>
-
-typedef struct variant {
-    g4_config cfg;
-    g4_plan plan;
-    g4_tensors ts;
-} variant;
-
-static void variant_load(variant *v, const char *name) {
-    char *path = eft_asprintf("%s/tests/data_files/gemma4/%s/config.json", EFT_SOURCE_DIR, name);
-    if (g4_config_load(&v->cfg, path)) fail_msg("%s", eft_err_msg());
-    eft_free(path);
-    g4_plan_build(&v->plan, &v->cfg);
-    g4_tensors_build(&v->plan, &v->ts);
-}
-
-static void variant_free(variant *v) {
-    g4_tensors_free(&v->ts);
-    g4_plan_free(&v->plan);
-    g4_config_free(&v->cfg);
-}
 
 static const char *variants[] = {"e2b", "e4b", "12b", "26b-a4b", "31b"};
 
@@ -39,7 +20,7 @@ static g4_run_shape shape(int64_t T) {
     return s;
 }
 
-static void plan_ok(const variant *v, const g4_run_shape *s, g4_memory *m) {
+static void plan_ok(const g4_desc *v, const g4_run_shape *s, g4_memory *m) {
     if (g4_memory_plan(&v->plan, &v->ts, s, m)) fail_msg("%s", eft_err_msg());
     assert_int_equal(m->total,
                      m->weights + m->adapter + m->grads + m->optim + m->activations + m->scratch);
@@ -47,7 +28,7 @@ static void plan_ok(const variant *v, const g4_run_shape *s, g4_memory *m) {
 
 static void test_recompute_reduces_activations(void **state) {
     for (size_t i = 0; i < EFT_ARRAY_LEN(variants); i++) {
-        variant v;
+        g4_desc v;
         variant_load(&v, variants[i]);
         g4_run_shape s = shape(2048);
         g4_memory without, with;
@@ -68,14 +49,14 @@ static void test_recompute_reduces_activations(void **state) {
         /* Nothing else moves. */
         assert_int_equal(with.weights, without.weights);
         assert_int_equal(with.scratch, without.scratch);
-        variant_free(&v);
+        g4_desc_free(&v);
     }
 }
 
 /* NF4 with double quantisation is about 4.127 bits per weight, for nn.Linear weights only. */
 static void test_nf4_weights(void **state) {
     for (size_t i = 0; i < EFT_ARRAY_LEN(variants); i++) {
-        variant v;
+        g4_desc v;
         variant_load(&v, variants[i]);
         g4_param_counts n;
         g4_count_params(&v.plan, &v.ts, &n);
@@ -96,7 +77,7 @@ static void test_nf4_weights(void **state) {
             assert_close((double)q.weights_nf4 / (2.0 * (n.linear + n.group[G4_GROUP_MOE_EXPERTS])),
                          4.127 / 16, 0.001);
         }
-        variant_free(&v);
+        g4_desc_free(&v);
     }
     assert_int_equal(g4_nf4_bytes(64 * 256), 64 * 256 / 2 + 256 + 4);
 }
@@ -105,7 +86,7 @@ static void test_nf4_weights(void **state) {
  * for the backward working set, which is linear too. */
 static void test_linear_in_T(void **state) {
     for (size_t i = 0; i < EFT_ARRAY_LEN(variants); i++) {
-        variant v;
+        g4_desc v;
         variant_load(&v, variants[i]);
         for (int rc = 0; rc < 2; rc++) {
             g4_run_shape s1 = shape(1024), s4 = shape(4096);
@@ -125,7 +106,7 @@ static void test_linear_in_T(void **state) {
             plan_ok(&v, &s2, &c);
             assert_int_equal(c.activations, b.activations);
         }
-        variant_free(&v);
+        g4_desc_free(&v);
     }
 }
 
@@ -144,7 +125,7 @@ static void test_lora_bytes_by_hand(void **state) {
     params += 20 * 3 * r * (H + 12288); /* double-wide MLP of layers 15-34 */
     assert_int_equal(params, 24158208);
 
-    variant v;
+    g4_desc v;
     variant_load(&v, "e2b");
     g4_run_shape s = shape(2048);
     g4_memory m;
@@ -155,7 +136,7 @@ static void test_lora_bytes_by_hand(void **state) {
     assert_int_equal(m.optim, 8 * params);
 
     /* Only q and v: the v of the 12B's full layers is absent (k_eq_v). */
-    variant_free(&v);
+    g4_desc_free(&v);
     variant_load(&v, "12b");
     s.lora_targets = G4_TARGET_Q | G4_TARGET_V;
     s.lora_r = 8;
@@ -163,7 +144,7 @@ static void test_lora_bytes_by_hand(void **state) {
     /* 40 sliding q [4096,3840], 8 full q [8192,3840], 40 sliding v [2048,3840]. */
     int64_t want = 40 * 8 * (3840 + 4096) + 8 * 8 * (3840 + 8192) + 40 * 8 * (3840 + 2048);
     assert_int_equal(m.trainable, want);
-    variant_free(&v);
+    g4_desc_free(&v);
 
     /* Experts: r*(in + out) per expert, for gate_up [1408, 2816] and down [2816, 704]. */
     variant_load(&v, "26b-a4b");
@@ -171,11 +152,11 @@ static void test_lora_bytes_by_hand(void **state) {
     s.lora_r = 4;
     plan_ok(&v, &s, &m);
     assert_int_equal(m.trainable, 30 * 128 * 4 * ((2816 + 1408) + (704 + 2816)));
-    variant_free(&v);
+    g4_desc_free(&v);
 }
 
 static void test_optimizers_and_full_finetune(void **state) {
-    variant v;
+    g4_desc v;
     variant_load(&v, "31b");
     g4_param_counts n;
     g4_count_params(&v.plan, &v.ts, &n);
@@ -216,7 +197,7 @@ static void test_optimizers_and_full_finetune(void **state) {
     assert_int_equal(g4_memory_plan(&v.plan, &v.ts, &s, &full), -1);
     assert_contains(eft_err_msg(), "matches no module");
     eft_err_clear();
-    variant_free(&v);
+    g4_desc_free(&v);
 }
 
 static bool has_saved(const g4_saved *v, int n, const char *name) {
@@ -227,7 +208,7 @@ static bool has_saved(const g4_saved *v, int n, const char *name) {
 
 /* The activation list follows the layer's structure. */
 static void test_saved_lists(void **state) {
-    variant v;
+    g4_desc v;
     variant_load(&v, "e2b");
     g4_run_shape s = shape(100);
     g4_saved a[G4_SAVED_MAX];
@@ -248,7 +229,7 @@ static void test_saved_lists(void **state) {
     assert_int_equal(g4_layer_kept_bytes(&v.plan, &s, 14), 4 * 100 * 1536 + 2 * 4 * 100 * 512);
     n = g4_model_saved(&v.plan, &s, a);
     assert_true(has_saved(a, n, "ple"));
-    variant_free(&v);
+    g4_desc_free(&v);
 
     variant_load(&v, "26b-a4b");
     s.recompute = false;
@@ -259,7 +240,7 @@ static void test_saved_lists(void **state) {
         if (!strcmp(a[i].name, "expert_gate_up")) assert_int_equal(a[i].elems, 100 * 8 * 1408);
     n = g4_model_saved(&v.plan, &s, a);
     assert_false(has_saved(a, n, "ple"));
-    variant_free(&v);
+    g4_desc_free(&v);
 }
 
 int main(void) {

@@ -2,6 +2,7 @@
  * the five released Gemma 4 sizes (tests/data_files/gemma4/<size>/config.json), against
  * ../shared/spec/gemma4.md sections 2.3 and 8; and the config errors. */
 #include "support/test.h"
+#include "support/variant.h"
 
 #include "base/err.h"
 #include "base/fs.h"
@@ -13,38 +14,13 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A loaded variant: config, plan and tensors, freed together. */
-typedef struct variant {
-    g4_config cfg;
-    g4_plan plan;
-    g4_tensors ts;
-} variant;
-
-static void variant_from_json(variant *v, const char *json) {
-    cJSON *root = eft_json_parse(json, strlen(json), "test/config.json");
-    assert_non_null(root);
-    if (g4_config_parse(&v->cfg, root, "test/config.json")) fail_msg("%s", eft_err_msg());
-    cJSON_Delete(root);
-    g4_plan_build(&v->plan, &v->cfg);
-    g4_tensors_build(&v->plan, &v->ts);
-}
-
-static void variant_load(variant *v, const char *name) {
-    char *path = eft_asprintf("%s/tests/data_files/gemma4/%s/config.json", EFT_SOURCE_DIR, name);
-    if (g4_config_load(&v->cfg, path)) fail_msg("%s", eft_err_msg());
-    eft_free(path);
-    g4_plan_build(&v->plan, &v->cfg);
-    g4_tensors_build(&v->plan, &v->ts);
-}
-
-static void variant_free(variant *v) {
-    g4_tensors_free(&v->ts);
-    g4_plan_free(&v->plan);
-    g4_config_free(&v->cfg);
+/* From config.json text (the test fails when it does not parse). */
+static void variant_from_json(g4_desc *v, const char *json) {
+    if (g4_desc_parse(v, json, "test/config.json")) fail_msg("%s", eft_err_msg());
 }
 
 /* The shape of a tensor by its name after the weight prefix; asserts it exists. */
-static const g4_tensor *tensor(const variant *v, const char *suffix) {
+static const g4_tensor *tensor(const g4_desc *v, const char *suffix) {
     char name[128];
     snprintf(name, sizeof name, "%s%s", v->cfg.weight_prefix, suffix);
     const g4_tensor *t = g4_tensors_find(&v->ts, name);
@@ -52,7 +28,7 @@ static const g4_tensor *tensor(const variant *v, const char *suffix) {
     return t;
 }
 
-static bool has_tensor(const variant *v, const char *suffix) {
+static bool has_tensor(const g4_desc *v, const char *suffix) {
     char name[128];
     snprintf(name, sizeof name, "%s%s", v->cfg.weight_prefix, suffix);
     return g4_tensors_find(&v->ts, name) != NULL;
@@ -184,7 +160,7 @@ static const struct spec {
 static void test_layer_plans(void **state) {
     for (size_t i = 0; i < EFT_ARRAY_LEN(specs); i++) {
         const struct spec *s = &specs[i];
-        variant v;
+        g4_desc v;
         variant_load(&v, s->name);
         const g4_plan *p = &v.plan;
         assert_int_equal(p->L, s->L);
@@ -211,7 +187,7 @@ static void test_layer_plans(void **state) {
         }
         assert_int_equal(nfull, s->nfull);
         assert_true(p->embed_scale == s->embed_scale);
-        variant_free(&v);
+        g4_desc_free(&v);
     }
 }
 
@@ -226,7 +202,7 @@ static void test_kv_sharing(void **state) {
         {"26b-a4b", 30, -1, -1}, {"31b", 60, -1, -1},
     };
     for (size_t i = 0; i < EFT_ARRAY_LEN(cases); i++) {
-        variant v;
+        g4_desc v;
         variant_load(&v, cases[i].name);
         const g4_plan *p = &v.plan;
         assert_int_equal(p->first_kv_shared, cases[i].first);
@@ -239,10 +215,10 @@ static void test_kv_sharing(void **state) {
             assert_int_equal(y->kv_donor, donor);
             assert_int_equal(y->stores_kv, l == cases[i].donor_sliding || l == cases[i].donor_full);
         }
-        variant_free(&v);
+        g4_desc_free(&v);
     }
     /* The shared layers of E4B that are full: 29, 35, 41. */
-    variant v;
+    g4_desc v;
     variant_load(&v, "e4b");
     int full_shared[3], n = 0;
     for (int l = 24; l < 42; l++)
@@ -251,11 +227,11 @@ static void test_kv_sharing(void **state) {
     assert_int_equal(full_shared[0], 29);
     assert_int_equal(full_shared[1], 35);
     assert_int_equal(full_shared[2], 41);
-    variant_free(&v);
+    g4_desc_free(&v);
 }
 
 static void test_inv_freq(void **state) {
-    variant v;
+    g4_desc v;
     variant_load(&v, "31b");
     float f[256];
     /* A full layer: 64 rotating pairs with the exponent over the whole 512, then zeros. */
@@ -278,14 +254,14 @@ static void test_inv_freq(void **state) {
     const g4_layer *sl = &v.plan.layers[0];
     g4_inv_freq(sl, f);
     for (int i = 0; i < 128; i++) assert_close(f[i], 1.0 / pow(1e4, 2.0 * i / 256.0), 1e-6);
-    variant_free(&v);
+    g4_desc_free(&v);
 }
 
 static void test_tensor_shapes(void **state) {
     char n[96];
     for (size_t i = 0; i < EFT_ARRAY_LEN(specs); i++) {
         const struct spec *s = &specs[i];
-        variant v;
+        g4_desc v;
         variant_load(&v, s->name);
         int ls = 0, lf = s->period - 1; /* a sliding and a full layer that compute their K/V */
         struct {
@@ -324,12 +300,12 @@ static void test_tensor_shapes(void **state) {
         assert_int_equal(has_tensor(&v, "embed_tokens_per_layer.weight"), s->ple);
         assert_int_equal(has_tensor(&v, "layers.0.experts.gate_up_proj"), s->moe);
         assert_null(g4_tensors_find(&v.ts, "lm_head.weight")); /* tied */
-        variant_free(&v);
+        g4_desc_free(&v);
     }
 }
 
 static void test_tensor_details(void **state) {
-    variant v;
+    g4_desc v;
     variant_load(&v, "e2b");
     assert_shape2(tensor(&v, "embed_tokens_per_layer.weight"), 262144, 8960);
     assert_shape2(tensor(&v, "per_layer_model_projection.weight"), 8960, 1536);
@@ -355,11 +331,11 @@ static void test_tensor_details(void **state) {
     assert_false(
         g4_tensor_redundant(&v.plan, "model.language_model.layers.20.self_attn.q_proj.weight"));
     assert_true(g4_tensor_redundant(&v.plan, "lm_head.weight"));
-    variant_free(&v);
+    g4_desc_free(&v);
 
     variant_load(&v, "e4b");
     assert_shape2(tensor(&v, "embed_tokens_per_layer.weight"), 262144, 10752);
-    variant_free(&v);
+    g4_desc_free(&v);
 
     variant_load(&v, "26b-a4b");
     const g4_tensor *gu = tensor(&v, "layers.3.experts.gate_up_proj");
@@ -377,7 +353,7 @@ static void test_tensor_details(void **state) {
     assert_shape2(tensor(&v, "layers.3.router.proj.weight"), 128, 2816);
     assert_int_equal(tensor(&v, "layers.3.router.per_expert_scale")->numel, 128);
     assert_int_equal(tensor(&v, "layers.3.pre_feedforward_layernorm_2.weight")->numel, 2816);
-    variant_free(&v);
+    g4_desc_free(&v);
 }
 
 /* Exact counts are those of transformers itself (Gemma4ForConditionalGeneration built from these
@@ -396,7 +372,7 @@ static void test_param_counts(void **state) {
         {"31b", 30697345280, 30697345280, 30.7e9, 0, 0},
     };
     for (size_t i = 0; i < EFT_ARRAY_LEN(cases); i++) {
-        variant v;
+        g4_desc v;
         variant_load(&v, cases[i].name);
         g4_param_counts n;
         g4_count_params(&v.plan, &v.ts, &n);
@@ -419,7 +395,7 @@ static void test_param_counts(void **state) {
         for (int g = 0; g < G4_GROUP_BUFFER; g++) sum += n.group[g];
         assert_int_equal(sum, n.total);
         assert_int_equal(n.group[G4_GROUP_BUFFER], v.plan.L);
-        variant_free(&v);
+        g4_desc_free(&v);
     }
 }
 
@@ -452,7 +428,7 @@ static char *resave_with_per_layer_config(const char *name) {
     return text;
 }
 
-static void assert_same_plan(const variant *a, const variant *b) {
+static void assert_same_plan(const g4_desc *a, const g4_desc *b) {
     assert_int_equal(a->plan.L, b->plan.L);
     assert_memory_equal(a->plan.layers, b->plan.layers, sizeof(g4_layer) * (size_t)a->plan.L);
     assert_int_equal(a->ts.n, b->ts.n);
@@ -467,15 +443,15 @@ static void assert_same_plan(const variant *a, const variant *b) {
 static void test_per_layer_config_spelling(void **state) {
     static const char *names[] = {"31b", "e2b", "26b-a4b"};
     for (size_t i = 0; i < EFT_ARRAY_LEN(names); i++) {
-        variant a, b;
+        g4_desc a, b;
         variant_load(&a, names[i]);
         char *json = resave_with_per_layer_config(names[i]);
         assert_null(strstr(json, "global_head_dim"));
         variant_from_json(&b, json);
         cJSON_free(json);
         assert_same_plan(&a, &b);
-        variant_free(&a);
-        variant_free(&b);
+        g4_desc_free(&a);
+        g4_desc_free(&b);
     }
 }
 
@@ -489,7 +465,7 @@ static void test_text_only(void **state) {
     cJSON_Delete(root);
     char *json = cJSON_Print(tc);
     cJSON_Delete(tc);
-    variant a, b;
+    g4_desc a, b;
     variant_from_json(&b, json);
     cJSON_free(json);
     variant_load(&a, "31b");
@@ -504,13 +480,13 @@ static void test_text_only(void **state) {
     assert_int_equal(a.cfg.eos_token_ids[1], 106);
     assert_int_equal(b.cfg.n_eos, 1);
     assert_int_equal(b.cfg.eos_token_ids[0], 1);
-    variant_free(&a);
-    variant_free(&b);
+    g4_desc_free(&a);
+    g4_desc_free(&b);
 }
 
 /* Absent fields take Gemma4TextConfig's defaults (spec 2.1). */
 static void test_defaults(void **state) {
-    variant v;
+    g4_desc v;
     variant_from_json(&v, "{\"model_type\": \"gemma4_text\"}");
     const g4_config *c = &v.cfg;
     assert_int_equal(c->vocab_size, 262144);
@@ -545,23 +521,23 @@ static void test_defaults(void **state) {
         assert_true(y->ple);
     }
     assert_true(v.plan.embed_scale == 48.0f); /* bf16(sqrt(2304)) */
-    variant_free(&v);
+    g4_desc_free(&v);
 
     /* The default pattern with the last layer forced full. */
     variant_from_json(&v, "{\"model_type\": \"gemma4_text\", \"num_hidden_layers\": 8}");
     for (int l = 0; l < 8; l++)
         assert_int_equal(v.plan.layers[l].kind, l == 5 || l == 7 ? G4_ATTN_FULL : G4_ATTN_SLIDING);
-    variant_free(&v);
+    g4_desc_free(&v);
     variant_from_json(&v, "{\"model_type\": \"gemma4_text\", \"num_hidden_layers\": 2, "
                           "\"layer_types\": [\"full_attention\", \"sliding_attention\"]}");
     assert_int_equal(v.plan.layers[1].kind, G4_ATTN_FULL);
-    variant_free(&v);
+    g4_desc_free(&v);
 
     /* A null hidden_size_per_layer_input means no PLE. */
     variant_from_json(&v, "{\"model_type\": \"gemma4_text\", \"hidden_size_per_layer_input\": "
                           "null}");
     assert_int_equal(v.plan.P, 0);
-    variant_free(&v);
+    g4_desc_free(&v);
 
     /* The unified wrapper's text model has other defaults and no PLE or MoE. */
     variant_from_json(&v, "{\"model_type\": \"gemma4_unified\", \"text_config\": {}}");
@@ -571,7 +547,7 @@ static void test_defaults(void **state) {
     assert_int_equal(v.cfg.bidirectional, G4_BIDI_VISION);
     assert_int_equal(v.plan.P, 0);
     assert_false(v.plan.layers[0].moe);
-    variant_free(&v);
+    g4_desc_free(&v);
 }
 
 /* ---- config errors ----------------------------------------------------------------------------
@@ -656,7 +632,7 @@ static void test_config_errors(void **state) {
 /* A top-level rope_theta fills a nested entry that lacks one (transformers'
  * standardize_rope_params); proportional RoPE reads factor and partial_rotary_factor. */
 static void test_rope_spellings(void **state) {
-    variant v;
+    g4_desc v;
     variant_from_json(&v, TEXT("\"rope_theta\": 5000.0, \"rope_parameters\": {"
                                "\"sliding_attention\": {\"type\": \"default\"},"
                                "\"full_attention\": {\"rope_type\": \"proportional\", "
@@ -670,7 +646,7 @@ static void test_rope_spellings(void **state) {
     g4_inv_freq(f, inv);
     assert_close(inv[0], 0.5, 1e-7); /* divided by factor */
     assert_true(inv[127] > 0 && inv[128] == 0);
-    variant_free(&v);
+    g4_desc_free(&v);
 }
 
 static void test_load_errors(void **state) {

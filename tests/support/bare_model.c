@@ -2,6 +2,7 @@
 #include "support/bare_model.h"
 
 #include "support/test.h"
+#include "support/variant.h"
 
 #include "base/err.h"
 #include "model/g4_init.h"
@@ -19,9 +20,7 @@ static void bind(bare_model *m) {
 
 void bare_model_variant(bare_model *m, const char *variant) {
     memset(m, 0, sizeof *m);
-    char *path = eft_asprintf("%s/tests/data_files/gemma4/%s/config.json", EFT_SOURCE_DIR, variant);
-    if (g4_desc_load(&m->d, path)) fail_msg("%s", eft_err_msg());
-    eft_free(path);
+    variant_load(&m->d, variant);
     bind(m);
 }
 
