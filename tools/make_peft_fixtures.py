@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 
+from make_golden import worst_rel  # the conditioning measure: worst relative L2 over grad.*
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GOLDEN = os.path.join(ROOT, "tests", "data_files", "golden")
@@ -100,18 +102,6 @@ model.save_pretrained(out)
 def run(cmd, **kw):
     return subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           **kw)
-
-
-def worst_rel(a_path, b_path):
-    from safetensors.torch import load_file
-
-    a, b = load_file(a_path), load_file(b_path)
-    worst = 0.0
-    for k, v in b.items():
-        if k.startswith("grad."):
-            ref = v.double()
-            worst = max(worst, ((a[k].double() - ref).norm() / ref.norm().clamp_min(1e-30)).item())
-    return worst
 
 
 def make_golden(eft, python, tmp, only):
